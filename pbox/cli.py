@@ -1,0 +1,144 @@
+"""pbox: install and operate province-in-a-box (省级汽车维修电子健康档案系统)."""
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pbox.lab.profile import ProfileError, available_profiles
+
+console = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+lab_app = typer.Typer(help="The lab: local test hosts (systemd-nspawn containers and KVM guests) "
+                           "on a private bridge, with a generated Ansible inventory.",
+                      no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+
+
+def fail(message: str) -> "typer.Exit":
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def progress(message: str) -> None:
+    console.print(f"[cyan]==>[/cyan] {message}", highlight=False)
+
+
+@lab_app.command("up")
+def lab_up(
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Deployment-mode profile to bring up: "
+                                         "a folder of inventories/ with a lab.yml.")] = "centralized",
+) -> None:
+    """Bring up every host of a profile (safe to run again) and write inventories/lab/hosts.yml."""
+    from pbox.lab import lab
+
+    try:
+        with console.status("bringing up the lab…"):
+            prof = lab.up(profile, progress)
+    except (ProfileError, lab.LabError, RuntimeError) as e:
+        raise fail(str(e)) from None
+    console.print(f"[green]lab up[/green]: profile {prof.name}, {len(prof.hosts)} hosts; "
+                  f"inventory {lab.LAB_INVENTORY / 'hosts.yml'}")
+
+
+@lab_app.command("down")
+def lab_down() -> None:
+    """Stop every lab host and service and remove all the lab made: namespaces, bridge, mounts, files."""
+    from pbox.lab import lab
+
+    try:
+        lab.down(progress)
+    except (lab.LabError, RuntimeError) as e:
+        raise fail(str(e)) from None
+    console.print("[green]lab down[/green]: nothing left behind")
+
+
+@lab_app.command("status")
+def lab_status() -> None:
+    """Show the lab's profile and each host: kind, address, groups, whether it runs and answers SSH."""
+    from pbox.lab import lab
+
+    state, hosts = lab.status()
+    if state is None:
+        console.print("the lab is down")
+        return
+    table = Table(title=f"lab: profile {state.profile}")
+    for col in ("host", "kind", "address", "groups", "running", "ssh"):
+        table.add_column(col)
+    for h in hosts:
+        table.add_row(h.host.name, h.host.kind, str(h.host.address), ", ".join(h.host.groups),
+                      "yes" if h.running else "[red]no[/red]", "yes" if h.ssh else "[red]no[/red]")
+    console.print(table)
+    console.print(f"inventory: {lab.LAB_INVENTORY / 'hosts.yml'}   ssh: pbox lab ssh HOST")
+
+
+@lab_app.command("ssh", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def lab_ssh(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Argument(help="Lab host name, as in `pbox lab status`.")],
+) -> None:
+    """Open an SSH session to a lab host as the admin user (extra arguments run as a command)."""
+    from pbox.lab import lab
+
+    state = lab.LabState.load()
+    if state is None:
+        raise fail("the lab is down: run `pbox lab up` first")
+    try:
+        target = lab.load_profile(state.profile).host(host)
+    except ProfileError as e:
+        raise fail(str(e)) from None
+    argv = lab.ssh_argv(target, *ctx.args)
+    os.execvp(argv[0], argv)  # noqa: S606 - replaces pbox with the interactive ssh
+
+
+@app.command("deploy")
+def deploy(
+    inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Inventory to deploy to; "
+                                                   "default: the lab's generated inventory.")] = None,
+    limit: Annotated[str | None, typer.Option("--limit", "-l", help="Only these hosts/groups "
+                                              "(Ansible limit pattern).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Dry run: report what would change.")] = False,
+    playbook: Annotated[str, typer.Option("--playbook", help="Playbook in playbooks/ to run.")] = "site.yml",
+) -> None:
+    """Run site.yml (or another playbook) through ansible-runner, streaming progress, then a summary."""
+    from pbox import deploy as deploy_mod
+
+    try:
+        result = deploy_mod.run(inventory, limit=limit, check=check, playbook=playbook, out=console)
+    except deploy_mod.DeployError as e:
+        raise fail(str(e)) from None
+    deploy_mod.print_summary(result, console)
+    if not result.ok:
+        raise typer.Exit(code=1)
+
+
+@app.command("profiles")
+def profiles() -> None:
+    """List the deployment-mode profiles that have a lab layout."""
+    for name in available_profiles():
+        console.print(name)
+
+
+def main() -> None:
+    """Entry point: usage errors print one line and exit 2, never a traceback."""
+    try:
+        # Without standalone mode click returns the code of a typer.Exit instead of exiting.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except typer.TyperException as e:  # usage errors: unknown option, missing argument, ...
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        if message:  # `pbox` alone prints the help and no error line
+            err.print(f"[red]error:[/red] {message} (see --help)", highlight=False, soft_wrap=True)
+        sys.exit(getattr(e, "exit_code", 2))

@@ -1,0 +1,102 @@
+"""Lab profiles: which hosts a deployment mode needs in the lab, their groups and addresses.
+
+A profile lives at `inventories/<profile>/lab.yml`. The lab may co-locate services on fewer hosts
+than production, but keeps the same inventory groups and the same multi-host topology.
+"""
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from pbox.lab.network_plan import CONTROLLER_IP, SUBNET
+from pbox.paths import INVENTORIES
+
+HostKind = Literal["container", "kvm"]
+
+
+class ProfileError(ValueError):
+    """A profile that does not exist or does not describe a usable lab."""
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    address: ipaddress.IPv4Address
+    groups: tuple[str, ...]
+    kind: HostKind = "container"
+    memory_mb: int = 1024  # only KVM guests have a memory size of their own
+    vars: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def netns(self) -> str:
+        from pbox.lab.network_plan import NETNS_PREFIX
+
+        return f"{NETNS_PREFIX}{self.name}"
+
+    @property
+    def link(self) -> str:
+        from pbox.lab.network_plan import LINK_PREFIX
+
+        return f"{LINK_PREFIX}{self.name}"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    hosts: tuple[LabHost, ...]
+
+    def host(self, name: str) -> LabHost:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise ProfileError(f"no host {name!r} in profile {self.name!r}")
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.parent.name for p in INVENTORIES.glob("*/lab.yml"))
+
+
+def load_profile(name: str) -> Profile:
+    path = INVENTORIES / name / "lab.yml"
+    if not path.is_file():
+        known = ", ".join(available_profiles()) or "none"
+        raise ProfileError(f"unknown profile {name!r} (known: {known})")
+    return parse_profile(name, yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def parse_profile(name: str, data: object) -> Profile:
+    if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict) or not data["hosts"]:
+        raise ProfileError(f"profile {name!r}: 'hosts' must be a non-empty mapping")
+    hosts: list[LabHost] = []
+    seen: set[ipaddress.IPv4Address] = {CONTROLLER_IP}
+    for hname, spec in data["hosts"].items():
+        if not isinstance(spec, dict):
+            raise ProfileError(f"profile {name!r}: host {hname!r} must be a mapping")
+        # Interface names are limited to 15 characters: pb-<host> must fit.
+        if not (isinstance(hname, str) and hname.isascii() and hname.replace("-", "").isalnum()
+                and len(hname) <= 12 and hname[0].isalpha()):
+            raise ProfileError(f"profile {name!r}: bad host name {hname!r} (letters, digits, '-', ≤ 12)")
+        try:
+            addr = ipaddress.IPv4Address(spec["address"])
+        except (KeyError, ValueError) as e:
+            raise ProfileError(f"profile {name!r}: host {hname!r} needs a valid 'address'") from e
+        if addr not in SUBNET or addr in seen or addr in (SUBNET.network_address, SUBNET.broadcast_address):
+            raise ProfileError(f"profile {name!r}: address {addr} of {hname!r} is outside {SUBNET} or taken")
+        seen.add(addr)
+        groups = spec.get("groups") or []
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise ProfileError(f"profile {name!r}: groups of {hname!r} must be a list of names")
+        kind = spec.get("kind", "container")
+        if kind not in ("container", "kvm"):
+            raise ProfileError(f"profile {name!r}: kind of {hname!r} must be 'container' or 'kvm'")
+        hosts.append(LabHost(hname, addr, tuple(groups), kind, int(spec.get("memory_mb", 1024)),
+                             dict(spec.get("vars") or {})))
+    return Profile(name, str(data.get("description", "")), tuple(hosts))
+
+
+def profile_path(name: str) -> Path:
+    return INVENTORIES / name / "lab.yml"
