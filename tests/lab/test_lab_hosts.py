@@ -1,0 +1,84 @@
+"""A 4-host lab (3 containers, 1 KVM guest): systemd, addresses, names, packages, clean teardown."""
+
+import pytest
+
+from pbox.lab import lab
+from pbox.lab.profile import load_profile
+from tests.lab.conftest import assert_down_leaves_nothing, bring_up, host_run
+
+PROFILE = "labcheck"
+
+
+@pytest.fixture(scope="module")
+def labcheck():
+    prof, pids = bring_up(PROFILE)
+    yield prof, pids
+    lab.down(lambda _: None)
+
+
+def test_four_hosts_run_systemd(labcheck):
+    prof, _ = labcheck
+    assert len(prof.hosts) == 4
+    for h in prof.hosts:
+        assert host_run(h, "systemctl", "is-system-running") == "running"
+        assert host_run(h, "ps", "-p", "1", "-o", "comm=") == "systemd"
+        assert host_run(h, "hostname") == h.name
+
+
+def test_each_host_is_the_kind_it_was_asked_to_be(labcheck):
+    prof, _ = labcheck
+    for h in prof.hosts:
+        virt = host_run(h, "systemd-detect-virt", check=False)
+        assert virt == ("kvm" if h.kind == "kvm" else "systemd-nspawn"), (h.name, virt)
+
+
+def test_each_host_has_its_own_address_and_no_way_out(labcheck):
+    prof, _ = labcheck
+    for h in prof.hosts:
+        assert str(h.address) in host_run(h, "hostname", "-I").split()
+        # No default route: nothing leaves the lab except through the proxy on the bridge.
+        assert "default" not in host_run(h, "ip", "route")
+
+
+def test_hosts_reach_each_other_by_name(labcheck):
+    prof, _ = labcheck
+    for h in prof.hosts:
+        for other in prof.hosts:
+            assert host_run(h, "getent", "hosts", other.name).split()[0] == str(other.address)
+            host_run(h, "timeout", "5", "bash", "-c", f"echo > /dev/tcp/{other.name}/22")
+
+
+def test_hosts_install_packages_through_the_proxy(labcheck):
+    prof, _ = labcheck
+    log = lab.LAB_STATE / "apt-cacher-ng" / "apt-cacher.log"
+    for h in (prof.hosts[0], prof.host("k1")):
+        host_run(h, "sudo", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", "hello")
+        assert host_run(h, "hello") == "Hello, world!"
+    assert "hello_" in log.read_text(), "the package did not come through the lab's apt proxy"
+
+
+def test_kvm_guest_has_its_own_kernel(labcheck):
+    """What containers cannot do: kernel.* sysctls are writable in the KVM guest."""
+    prof, _ = labcheck
+    k1 = prof.host("k1")
+    host_run(k1, "sudo", "sysctl", "-w", "kernel.kptr_restrict=2")
+    assert host_run(k1, "cat", "/proc/sys/kernel/kptr_restrict") == "2"
+    c1 = prof.hosts[0]
+    assert host_run(c1, "sudo", "sysctl", "-w", "kernel.kptr_restrict=2", check=False) == ""
+
+
+def test_up_twice_is_safe(labcheck):
+    prof, pids = labcheck
+    again = lab.up(PROFILE, lambda _: None)
+    state = lab.LabState.load()
+    assert again == prof and state is not None
+    assert sorted(state.pids.values()) == sorted(pids), "a second `up` restarted running hosts"
+
+
+def test_down_leaves_nothing(labcheck, clean_controller):
+    _, pids = labcheck
+    assert_down_leaves_nothing(clean_controller, pids)
+
+
+def test_profile_is_the_one_tested():
+    assert {h.kind for h in load_profile(PROFILE).hosts} == {"container", "kvm"}

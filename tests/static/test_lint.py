@@ -1,0 +1,50 @@
+"""Lint and static checks: the code and the distribution are clean before anything runs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pbox.lab import inventory
+from pbox.lab.profile import available_profiles, load_profile
+from pbox.paths import PLAYBOOKS, REPO
+
+BIN = Path(sys.executable).parent
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
+
+
+def test_ruff_clean():
+    r = run(str(BIN / "ruff"), "check", ".")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_yamllint_clean():
+    r = run(str(BIN / "yamllint"), "--strict", ".")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_ansible_lint_production_profile():
+    r = run(str(BIN / "ansible-lint"), "--profile", "production", "--offline")
+    assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-5000:]
+
+
+@pytest.mark.parametrize("profile", available_profiles())
+@pytest.mark.parametrize("playbook", sorted(p.name for p in PLAYBOOKS.glob("*.yml")))
+def test_playbook_syntax_against_profile(tmp_path, profile, playbook):
+    """Every playbook parses against the inventory the lab writes for every profile."""
+    inv = inventory.write(load_profile(profile), tmp_path / "key", tmp_path / "known_hosts", tmp_path)
+    r = run(str(BIN / "ansible-playbook"), "--syntax-check", "-i", str(inv), str(PLAYBOOKS / playbook))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("profile", available_profiles())
+def test_lab_profiles_are_valid(profile):
+    prof = load_profile(profile)
+    assert prof.hosts
+    rendered = inventory.render(prof, Path("/k"), Path("/kh"))
+    assert yaml.safe_load(yaml.safe_dump(rendered)) == rendered

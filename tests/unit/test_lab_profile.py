@@ -1,0 +1,61 @@
+"""Lab profiles: parsing, validation, and the inventory they become."""
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from pbox.lab import inventory
+from pbox.lab.profile import ProfileError, load_profile, parse_profile
+
+
+def host(addr: str, **kw):
+    return {"address": addr, "groups": ["app"], **kw}
+
+
+def test_centralized_keeps_the_production_topology():
+    prof = load_profile("centralized")
+    groups = {g for h in prof.hosts for g in h.groups}
+    assert {"loadbalancer", "app", "postgresql_primary", "postgresql_replica", "object_storage",
+            "monitoring", "backup"} <= groups
+    by_group = {g: [h.name for h in prof.hosts if g in h.groups] for g in groups}
+    assert len(by_group["app"]) >= 2
+    # DB primary and replica on different hosts; the load balancer is not an app server.
+    assert set(by_group["postgresql_primary"]).isdisjoint(by_group["postgresql_replica"])
+    assert set(by_group["loadbalancer"]).isdisjoint(by_group["app"])
+
+
+@pytest.mark.parametrize("data, message", [
+    (None, "non-empty mapping"),
+    ({"hosts": {}}, "non-empty mapping"),
+    ({"hosts": {"a": "x"}}, "must be a mapping"),
+    ({"hosts": {"Bad_Name!": host("10.213.0.5")}}, "bad host name"),
+    ({"hosts": {"averyverylonghostname": host("10.213.0.5")}}, "bad host name"),
+    ({"hosts": {"a": {"groups": []}}}, "valid 'address'"),
+    ({"hosts": {"a": host("192.168.1.5")}}, "outside"),
+    ({"hosts": {"a": host("10.213.0.1")}}, "taken"),  # the controller's address
+    ({"hosts": {"a": host("10.213.0.5"), "b": host("10.213.0.5")}}, "taken"),
+    ({"hosts": {"a": host("10.213.0.5", kind="vm")}}, "kind"),
+    ({"hosts": {"a": {"address": "10.213.0.5", "groups": "app"}}}, "list of names"),
+])
+def test_bad_profiles_are_refused(data, message):
+    with pytest.raises(ProfileError, match=message):
+        parse_profile("t", data)
+
+
+def test_unknown_profile_names_the_known_ones():
+    with pytest.raises(ProfileError, match="known: .*centralized"):
+        load_profile("nope")
+
+
+def test_inventory_has_groups_hosts_and_ssh_settings(tmp_path):
+    prof = parse_profile("t", {"hosts": {"a": host("10.213.0.5"), "b": {**host("10.213.0.6"), "kind": "kvm",
+                                                                         "groups": ["app", "db"]}}})
+    inv = inventory.render(prof, Path("/k/id"), Path("/k/known"))["all"]
+    assert inv["hosts"]["a"]["ansible_host"] == "10.213.0.5"
+    assert inv["hosts"]["b"]["pbox_lab_kind"] == "kvm"
+    assert set(inv["children"]["app"]["hosts"]) == {"a", "b"}
+    assert set(inv["children"]["db"]["hosts"]) == {"b"}
+    assert inv["vars"]["ansible_ssh_private_key_file"] == "/k/id"
+    assert "StrictHostKeyChecking=yes" in inv["vars"]["ansible_ssh_common_args"]
+    assert ipaddress.IPv4Address(inv["vars"]["pbox_apt_proxy"].split("//")[1].split(":")[0])

@@ -1,0 +1,53 @@
+"""The CLI's contract: complete help everywhere, one-line errors and non-zero exits, no tracebacks."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PBOX = str(Path(sys.executable).parent / "pbox")
+COMMANDS = [[], ["lab"], ["lab", "up"], ["lab", "down"], ["lab", "status"], ["lab", "ssh"], ["deploy"],
+            ["profiles"]]
+
+
+def pbox(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PBOX, *args], capture_output=True, text=True, check=False, env=env, timeout=60)
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "pbox")
+def test_every_command_has_help(cmd):
+    r = pbox(*cmd, "--help")
+    assert r.returncode == 0, r.stderr
+    assert "Usage:" in r.stdout
+    # Every option and sub-command carries a description.
+    assert "Show this message and exit." in r.stdout
+
+
+@pytest.mark.parametrize("args", [["--bogus"], ["lab", "frobnicate"], ["lab", "ssh"], ["lab", "up", "--profile"],
+                                  ["lab", "up", "--profile", "no-such-profile"], ["deploy", "--limit"]])
+def test_bad_arguments_one_line_error(args):
+    r = pbox(*args)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr + r.stdout
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+
+
+def test_deploy_without_lab_inventory_is_a_clear_error(tmp_path):
+    r = pbox("deploy", "-i", str(tmp_path / "missing.yml"))
+    assert r.returncode == 2
+    assert "inventory not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unknown_playbook_is_a_clear_error(tmp_path):
+    inv = tmp_path / "hosts.yml"
+    inv.write_text("all: {}\n")
+    r = pbox("deploy", "-i", str(inv), "--playbook", "nope.yml")
+    assert r.returncode == 2 and "no playbook 'nope.yml'" in r.stderr
+
+
+def test_profiles_lists_the_modes():
+    r = pbox("profiles")
+    assert r.returncode == 0
+    assert "centralized" in r.stdout.split()
