@@ -6,7 +6,7 @@ PYTEST := $(BIN)/pytest
 PROFILE ?= centralized
 export PATH := $(abspath $(BIN)):/usr/local/go/bin:$(PATH)
 
-.PHONY: deps demo lint test test-static test-unit test-app test-lab bench lab-down
+.PHONY: deps demo lint test test-static test-unit test-app test-lab bench-lab lab-down
 
 deps:
 	@VENV=$(VENV) scripts/bootstrap-controller.sh
@@ -35,5 +35,5 @@ test-app: deps
 test-lab: deps
 	$(PYTEST) tests/lab
 
-bench: deps
+bench-lab: deps
 	$(BIN)/python bench/lab_bench.py

@@ -1,0 +1,45 @@
+"""Lab timings: base image from scratch (cold), 4 hosts up from the cached image, and `down`.
+
+Run as root: `make bench-lab` (or `.venv/bin/python bench/lab_bench.py`). The cold build goes to a
+throwaway cache directory, so the real cache is neither used nor disturbed; the 4-host lab is the
+`labcheck` profile (3 containers and 1 KVM guest).
+"""
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pbox.lab import lab  # noqa: E402
+from pbox.lab.image import ensure_base_image  # noqa: E402
+from pbox.lab.profile import load_profile  # noqa: E402
+
+PROFILE = "labcheck"
+
+
+def timed(label: str, fn):  # noqa: ANN001, ANN201
+    t0 = time.monotonic()
+    result = fn()
+    elapsed = time.monotonic() - t0
+    print(f"{label:<48} {elapsed:8.1f} s", flush=True)
+    return result, elapsed
+
+
+def main() -> None:
+    lab.check_prerequisites()
+    lab.down(lambda _: None)
+    with tempfile.TemporaryDirectory(prefix="pbox-bench-", dir="/var/tmp") as cold:
+        timed("base image, cold (debootstrap + configure)", lambda: ensure_base_image(cache=Path(cold)))
+    ensure_base_image()  # the real cache, for the next steps
+    hosts = load_profile(PROFILE).hosts
+    kinds = ", ".join(sorted({h.kind for h in hosts}))
+    _, t_up = timed(f"lab up: {len(hosts)} hosts ({kinds}) from cache, to SSH", lambda: lab.up(PROFILE, lambda _: None))
+    _, t_again = timed("lab up again (all running: no-op)", lambda: lab.up(PROFILE, lambda _: None))
+    _, t_down = timed("lab down (everything removed)", lambda: lab.down(lambda _: None))
+    print(f"per host: up {t_up / len(hosts):.1f} s, down {t_down / len(hosts):.1f} s; idempotent up {t_again:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
