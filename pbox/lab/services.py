@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from pbox.lab import process
+from pbox.lab.apt_sources import debian_sources
 from pbox.lab.network_plan import APT_PROXY_PORT, ARTIFACT_PORT, CONTROLLER_IP
 from pbox.paths import ARTIFACTS, CACHE
 
@@ -20,9 +21,12 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 def start_apt_proxy(state: Path) -> int:
     """apt-cacher-ng with our own config, bound to the bridge address only.
 
-    Hosts use the controller's mirror URLs with this as their HTTP proxy, so no remapping (and
-    no backend list) is involved; the cache outlives the lab so repeated runs are fast.
+    Hosts use the controller's mirror URLs with this as their HTTP proxy. Each mirror is a
+    `Remap` onto itself and `ForceManaged` refuses everything else, so the proxy reaches the
+    controller's apt mirror and nothing more. The cache outlives the lab: repeated runs are fast.
     """
+    remaps = "".join(f"Remap-pbox{i}: {s.uri.split('://', 1)[1]} ; {s.uri}\n"
+                     for i, s in enumerate(debian_sources()))
     conf = state / "apt-cacher-ng"
     conf.mkdir(parents=True, exist_ok=True)
     cache = CACHE / "apt-cacher-ng"
@@ -30,7 +34,7 @@ def start_apt_proxy(state: Path) -> int:
     (conf / "acng.conf").write_text(
         f"CacheDir: {cache}\nLogDir: {conf}\nSupportDir: /usr/lib/apt-cacher-ng\n"
         f"Port: {APT_PROXY_PORT}\nBindAddress: {CONTROLLER_IP}\nPidFile: {conf}/pid\n"
-        "ExThreshold: 7\nForeGround: 1\n", encoding="utf-8")
+        "ExThreshold: 7\nForeGround: 1\nForceManaged: 1\n" + remaps, encoding="utf-8")
     pid = process.spawn(["/usr/sbin/apt-cacher-ng", "-c", str(conf)], state / "apt-cacher-ng.log")
     if not process.wait_for(lambda: port_open(str(CONTROLLER_IP), APT_PROXY_PORT), 15):
         process.terminate(pid)

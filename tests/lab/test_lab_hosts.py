@@ -57,6 +57,25 @@ def test_hosts_install_packages_through_the_proxy(labcheck):
     assert "hello_" in log.read_text(), "the package did not come through the lab's apt proxy"
 
 
+PROXY_PROBE = """
+import urllib.request as u
+o = u.build_opener(u.ProxyHandler({"http": "http://controller:3142"}))
+try:
+    o.open("http://%s/debian/pool/main/h/hello/hello_2.10-3_amd64.deb", timeout=10)
+    print("served")
+except OSError as e:
+    print(getattr(e, "code", e))
+"""
+
+
+def test_proxy_serves_the_mirror_and_nothing_else(labcheck):
+    """A package from anywhere but the controller's mirror is refused by the proxy (a lab address
+    stands in for "anywhere", so the probe itself never leaves the lab)."""
+    prof, _ = labcheck
+    c1, c2 = prof.hosts[0], prof.hosts[1]
+    assert host_run(c1, "python3", "-c", repr(PROXY_PROBE % c2.address)) == "403"
+
+
 def test_kvm_guest_has_its_own_kernel(labcheck):
     """What containers cannot do: kernel.* sysctls are writable in the KVM guest."""
     prof, _ = labcheck
