@@ -5,6 +5,7 @@ that nothing is left.
 """
 
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -49,7 +50,8 @@ def clean_controller():
 
 
 def host_run(host, *command: str, check: bool = True) -> str:
-    r = subprocess.run(lab.ssh_argv(host, *command), capture_output=True, text=True, timeout=300,
+    # ssh hands the remote shell one string: quote, so each argument arrives as it was given.
+    r = subprocess.run(lab.ssh_argv(host, shlex.join(command)), capture_output=True, text=True, timeout=300,
                        check=False)
     if check and r.returncode != 0:
         raise AssertionError(f"{host.name}: {' '.join(command)} failed ({r.returncode}): {r.stderr}")

@@ -73,7 +73,7 @@ def test_proxy_serves_the_mirror_and_nothing_else(labcheck):
     stands in for "anywhere", so the probe itself never leaves the lab)."""
     prof, _ = labcheck
     c1, c2 = prof.hosts[0], prof.hosts[1]
-    assert host_run(c1, "python3", "-c", repr(PROXY_PROBE % c2.address)) == "403"
+    assert host_run(c1, "python3", "-c", PROXY_PROBE % c2.address) == "403"
 
 
 def test_kvm_guest_has_its_own_kernel(labcheck):
