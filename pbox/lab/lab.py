@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pbox.artifacts import ensure_minio
 from pbox.lab import container, network, process, services
 from pbox.lab.image import ADMIN_USER, ensure_base_image, personalize
 from pbox.lab.inventory import ssh_args
@@ -152,6 +153,9 @@ def up(profile_name: str, progress: Progress) -> Profile:
 
         progress("KVM guest image")
         kvm.prepare_kvm_image(base, progress)
+    # Artifacts with no package, served to hosts like an operator's offline bundle.
+    progress("artifacts (MinIO server: built once with `go install`, then cached)")
+    ensure_minio(progress)
     pubkey = _ensure_ssh_key()
     network.ensure_bridge()
     if not state.running("apt-proxy"):

@@ -22,14 +22,14 @@ def centralized():
 
 def test_ansible_ping_every_host(centralized):
     prof, _ = centralized
-    r = subprocess.run([str(BIN / "ansible"), "-i", str(lab.LAB_INVENTORY / "hosts.yml"), "all", "-m", "ping"],
+    inv = lab.LAB_INVENTORY / "hosts.yml"
+    r = subprocess.run([str(BIN / "ansible"), "-i", str(inv), "all", "-m", "ping"],
                        capture_output=True, text=True, cwd=REPO, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("SUCCESS") == len(prof.hosts)
 
 
 def test_pbox_deploy_runs_site_yml(centralized):
-    prof, _ = centralized
     r = subprocess.run([str(BIN / "pbox"), "deploy"], capture_output=True, text=True, cwd=REPO, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "deploy succeeded" in r.stdout

@@ -2,7 +2,8 @@
 
 import pytest
 
-from pbox.lab import lab
+from pbox import artifacts
+from pbox.lab import lab, network_plan
 from pbox.lab.profile import load_profile
 from tests.lab.conftest import assert_down_leaves_nothing, bring_up, host_run
 
@@ -74,6 +75,17 @@ def test_proxy_serves_the_mirror_and_nothing_else(labcheck):
     prof, _ = labcheck
     c1, c2 = prof.hosts[0], prof.hosts[1]
     assert host_run(c1, "python3", "-c", PROXY_PROBE % c2.address) == "403"
+
+
+def test_hosts_fetch_artifacts_from_the_controller(labcheck):
+    """The MinIO server (no package exists) is served over the bridge, checksum intact."""
+    prof, _ = labcheck
+    binary = artifacts.ensure_minio()
+    url = network_plan.artifact_url(binary.name)
+    c2 = prof.hosts[1]
+    fetch = ("import urllib.request, hashlib; "
+             f"print(hashlib.sha256(urllib.request.urlopen({url!r}).read()).hexdigest())")
+    assert host_run(c2, "python3", "-c", fetch) == artifacts.minio_sha256()
 
 
 def test_kvm_guest_has_its_own_kernel(labcheck):
