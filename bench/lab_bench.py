@@ -12,14 +12,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pbox.lab import lab  # noqa: E402
-from pbox.lab.image import ensure_base_image  # noqa: E402
-from pbox.lab.profile import load_profile  # noqa: E402
+from pbox.lab import lab
+from pbox.lab.image import ensure_base_image
+from pbox.lab.profile import load_profile
 
 PROFILE = "labcheck"
 
 
-def timed(label: str, fn):  # noqa: ANN001, ANN201
+def timed(label: str, fn):
     t0 = time.monotonic()
     result = fn()
     elapsed = time.monotonic() - t0
@@ -35,10 +35,12 @@ def main() -> None:
     ensure_base_image()  # the real cache, for the next steps
     hosts = load_profile(PROFILE).hosts
     kinds = ", ".join(sorted({h.kind for h in hosts}))
-    _, t_up = timed(f"lab up: {len(hosts)} hosts ({kinds}) from cache, to SSH", lambda: lab.up(PROFILE, lambda _: None))
+    _, t_up = timed(f"lab up: {len(hosts)} hosts ({kinds}) from cache, to SSH",
+                    lambda: lab.up(PROFILE, lambda _: None))
     _, t_again = timed("lab up again (all running: no-op)", lambda: lab.up(PROFILE, lambda _: None))
     _, t_down = timed("lab down (everything removed)", lambda: lab.down(lambda _: None))
-    print(f"per host: up {t_up / len(hosts):.1f} s, down {t_down / len(hosts):.1f} s; idempotent up {t_again:.1f} s")
+    print(f"per host: up {t_up / len(hosts):.1f} s, down {t_down / len(hosts):.1f} s; "
+          f"idempotent up {t_again:.1f} s")
 
 
 if __name__ == "__main__":

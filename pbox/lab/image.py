@@ -101,7 +101,8 @@ def personalize(root: Path, host: LabHost, profile: Profile, pubkey: str) -> str
     etc = root / "etc"
     (etc / "hostname").write_text(host.name + "\n", encoding="utf-8")
     (etc / "machine-id").write_text(uuid.uuid4().hex + "\n", encoding="utf-8")
-    lines = ["127.0.0.1\tlocalhost", f"127.0.1.1\t{host.name}", "::1\tlocalhost ip6-localhost ip6-loopback",
+    # Like a host with a static address: its own name resolves to that address, not 127.0.1.1.
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
              f"{CONTROLLER_IP}\tcontroller"]
     lines += [f"{h.address}\t{h.name}" for h in profile.hosts]
     (etc / "hosts").write_text("\n".join(lines) + "\n", encoding="utf-8")

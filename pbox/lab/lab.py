@@ -24,7 +24,7 @@ from pbox.lab.profile import LabHost, Profile, load_profile
 from pbox.paths import LAB_INVENTORY, LAB_STATE
 
 Progress = Callable[[str], None]
-BOOT_TIMEOUT = 180.0
+BOOT_TIMEOUT = 300.0  # a TCG-emulated guest under load takes ~60 s
 REQUIRED_TOOLS = ("systemd-nspawn", "debootstrap", "ip", "ssh", "ssh-keygen", "mount", "chroot")
 
 
@@ -111,8 +111,7 @@ def _start_host(host: LabHost, profile: Profile, base: Path, pubkey: str) -> int
     if host.kind == "kvm":
         from pbox.lab import kvm
 
-        network.ensure_tap(host)
-        image = kvm.prepare_kvm_image(base, progress=lambda _: None)
+        image = kvm.prepare_kvm_image(base)
         return kvm.start_guest(host, image, state, customize)
     network.ensure_container_net(host)
     root = container.mount_root(base, state)

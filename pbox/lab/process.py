@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pbox.lab.network_plan import LAB_CGROUP
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-LAB_CGROUP = "pbox-lab"
 
 
 def alive(pid: int) -> bool:

@@ -11,7 +11,7 @@ from typing import Literal
 
 import yaml
 
-from pbox.lab.network_plan import CONTROLLER_IP, SUBNET
+from pbox.lab.network_plan import PROFILE_SUBNET, place
 from pbox.paths import INVENTORIES
 
 HostKind = Literal["container", "kvm"]
@@ -72,20 +72,22 @@ def parse_profile(name: str, data: object) -> Profile:
     if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict) or not data["hosts"]:
         raise ProfileError(f"profile {name!r}: 'hosts' must be a non-empty mapping")
     hosts: list[LabHost] = []
-    seen: set[ipaddress.IPv4Address] = {CONTROLLER_IP}
+    seen: set[ipaddress.IPv4Address] = {PROFILE_SUBNET.network_address + 1}  # the controller
     for hname, spec in data["hosts"].items():
         if not isinstance(spec, dict):
             raise ProfileError(f"profile {name!r}: host {hname!r} must be a mapping")
         # Interface names are limited to 15 characters: pb-<host> must fit.
         if not (isinstance(hname, str) and hname.isascii() and hname.replace("-", "").isalnum()
-                and len(hname) <= 12 and hname[0].isalpha()):
-            raise ProfileError(f"profile {name!r}: bad host name {hname!r} (letters, digits, '-', ≤ 12)")
+                and len(hname) <= 11 and hname[0].isalpha()):
+            raise ProfileError(f"profile {name!r}: bad host name {hname!r} (letters, digits, '-', ≤ 11)")
         try:
             addr = ipaddress.IPv4Address(spec["address"])
         except (KeyError, ValueError) as e:
             raise ProfileError(f"profile {name!r}: host {hname!r} needs a valid 'address'") from e
-        if addr not in SUBNET or addr in seen or addr in (SUBNET.network_address, SUBNET.broadcast_address):
-            raise ProfileError(f"profile {name!r}: address {addr} of {hname!r} is outside {SUBNET} or taken")
+        if addr not in PROFILE_SUBNET or addr in seen or addr in (PROFILE_SUBNET.network_address,
+                                                                    PROFILE_SUBNET.broadcast_address):
+            raise ProfileError(f"profile {name!r}: address {addr} of {hname!r} is outside {PROFILE_SUBNET} "
+                               "or taken")
         seen.add(addr)
         groups = spec.get("groups") or []
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
@@ -93,7 +95,7 @@ def parse_profile(name: str, data: object) -> Profile:
         kind = spec.get("kind", "container")
         if kind not in ("container", "kvm"):
             raise ProfileError(f"profile {name!r}: kind of {hname!r} must be 'container' or 'kvm'")
-        hosts.append(LabHost(hname, addr, tuple(groups), kind, int(spec.get("memory_mb", 1024)),
+        hosts.append(LabHost(hname, place(addr), tuple(groups), kind, int(spec.get("memory_mb", 1024)),
                              dict(spec.get("vars") or {})))
     return Profile(name, str(data.get("description", "")), tuple(hosts))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from pbox.lab import process
 from pbox.lab.apt_sources import debian_sources
 from pbox.lab.network_plan import APT_PROXY_PORT, ARTIFACT_PORT, CONTROLLER_IP
-from pbox.paths import ARTIFACTS, CACHE
+from pbox.paths import ARTIFACTS, CACHE, LAB_SLOT
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -29,7 +29,7 @@ def start_apt_proxy(state: Path) -> int:
                      for i, s in enumerate(debian_sources()))
     conf = state / "apt-cacher-ng"
     conf.mkdir(parents=True, exist_ok=True)
-    cache = CACHE / "apt-cacher-ng"
+    cache = CACHE / f"apt-cacher-ng{LAB_SLOT or ''}"  # one cache per proxy: they would race on one
     cache.mkdir(parents=True, exist_ok=True)
     (conf / "acng.conf").write_text(
         f"CacheDir: {cache}\nLogDir: {conf}\nSupportDir: /usr/lib/apt-cacher-ng\n"

@@ -17,8 +17,10 @@ def test_deb822_and_one_line_sources(apt):
         "Components: main contrib\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
         "Types: deb deb-src\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n"
         "Components: main\n")
-    (apt / "sources.list.d" / "node.list").write_text("deb [signed-by=/x.gpg] https://node.example/ nodistro main\n")
-    (apt / "sources.list").write_text("# a comment\ndeb http://other.example/debian bookworm-backports main\n")
+    (apt / "sources.list.d" / "node.list").write_text(
+        "deb [signed-by=/x.gpg] https://node.example/ nodistro main\n")
+    (apt / "sources.list").write_text(
+        "# a comment\ndeb http://other.example/debian bookworm-backports main\n")
     got = debian_sources(apt, "bookworm")
     assert [(s.uri, s.suites) for s in got] == [
         ("http://other.example/debian", ("bookworm-backports",)),

@@ -44,7 +44,7 @@ def test_bad_profiles_are_refused(data, message):
 
 
 def test_unknown_profile_names_the_known_ones():
-    with pytest.raises(ProfileError, match="known: .*centralized"):
+    with pytest.raises(ProfileError, match=r"known: .*centralized"):
         load_profile("nope")
 
 

@@ -24,8 +24,9 @@ def test_every_command_has_help(cmd):
     assert "Show this message and exit." in r.stdout
 
 
-@pytest.mark.parametrize("args", [["--bogus"], ["lab", "frobnicate"], ["lab", "ssh"], ["lab", "up", "--profile"],
-                                  ["lab", "up", "--profile", "no-such-profile"], ["deploy", "--limit"]])
+@pytest.mark.parametrize("args", [
+    ["--bogus"], ["lab", "frobnicate"], ["lab", "ssh"], ["lab", "up", "--profile"],
+    ["lab", "up", "--profile", "no-such-profile"], ["deploy", "--limit"]])
 def test_bad_arguments_one_line_error(args):
     r = pbox(*args)
     assert r.returncode != 0
