@@ -1,0 +1,59 @@
+"""FastAPI dependencies: the process runtime, the caller's identity, and the client address."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.domain.errors import AppError
+from app.runtime import Runtime
+from app.security.reads import Principal
+from app.services import enterprises
+
+_bearer = HTTPBearer(auto_error=False, description="由 /token 接口获得的访问令牌")
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def client_ip(request: Request) -> str:
+    # nginx in front sets X-Real-IP; the app listens on loopback only, so the header is trusted
+    return request.headers.get("x-real-ip") or (request.client.host if request.client else "unknown")
+
+
+@dataclass(frozen=True)
+class EnterpriseCaller:
+    enterprise_id: int
+    credential_id: int
+
+
+def enterprise_from_token(rt: Runtime, token: str) -> EnterpriseCaller:
+    claims = rt.tokens.verify(token, "enterprise")
+    assert claims.credential is not None
+    with rt.db.transaction() as s:
+        if not enterprises.credential_active(s, claims.credential):
+            raise AppError("CREDENTIAL_REVOKED", 401)
+    return EnterpriseCaller(claims.subject, claims.credential)
+
+
+def current_enterprise(rt: RuntimeDep, cred: BearerDep) -> EnterpriseCaller:
+    if cred is None:
+        raise AppError("AUTH_REQUIRED", 401)
+    return enterprise_from_token(rt, cred.credentials)
+
+
+def current_owner(request: Request, rt: RuntimeDep, cred: BearerDep) -> Principal:
+    if cred is None:
+        raise AppError("AUTH_REQUIRED", 401)
+    claims = rt.tokens.verify(cred.credentials, "owner")
+    return Principal("owner", claims.subject, request.state.request_id)
+
+
+EnterpriseDep = Annotated[EnterpriseCaller, Depends(current_enterprise)]
+OwnerDep = Annotated[Principal, Depends(current_owner)]

@@ -1,0 +1,93 @@
+"""Owner API: accounts, verifying a car with the query code from a settlement list, the car's history."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
+
+from app.api.deps import OwnerDep, RuntimeDep, client_ip
+from app.api.errors import ERROR_RESPONSES, ErrorBody
+from app.domain.errors import AppError
+from app.security.reads import ReadService
+from app.services import owners
+
+router = APIRouter(prefix="/api/v1/owner", tags=["车主"], responses=ERROR_RESPONSES)
+
+VinPath = Annotated[str, Path(pattern=r"^[0-9A-HJ-NPR-Z]{17}$", description="车辆识别代号")]
+
+
+class AccountIn(BaseModel):
+    phone: str = Field(max_length=20, description="手机号（作为登录名）", examples=["13800138000"])
+    password: str = Field(max_length=200, description="密码，至少 8 位")
+    display_name: str | None = Field(default=None, max_length=50, description="称呼")
+
+
+class AccountOut(BaseModel):
+    owner_id: int
+
+
+class LoginIn(BaseModel):
+    phone: str = Field(max_length=20)
+    password: str = Field(max_length=200)
+
+
+class OwnerTokenOut(BaseModel):
+    access_token: str
+    expires_at: int
+
+
+class BindIn(BaseModel):
+    vin: str = Field(pattern=r"^[0-9A-HJ-NPR-Z]{17}$", description="车辆识别代号")
+    query_code: str = Field(min_length=1, max_length=20, description="结算清单上打印的查询码")
+
+
+@router.post("/accounts", status_code=201, summary="车主注册")
+def create_account(body: AccountIn, rt: RuntimeDep) -> AccountOut:
+    with rt.db.transaction() as s:
+        return AccountOut(owner_id=owners.register(s, body.phone, body.password, body.display_name))
+
+
+@router.post(
+    "/token",
+    summary="车主登录",
+    responses={429: {"model": ErrorBody, "description": "AUTH_RATE_LIMITED"}},
+)
+def login(body: LoginIn, rt: RuntimeDep, request: Request) -> OwnerTokenOut:
+    with rt.db.transaction() as s:
+        owner_id = owners.authenticate(s, rt.limiter, body.phone, body.password, client_ip(request))
+    if owner_id is None:
+        raise AppError("AUTH_INVALID_CREDENTIALS", 401, "手机号或密码错误")
+    tok, exp = rt.tokens.issue("owner", owner_id, rt.settings.owner_token_ttl_seconds)
+    return OwnerTokenOut(access_token=tok, expires_at=exp)
+
+
+@router.post(
+    "/vehicles",
+    status_code=201,
+    summary="认证车辆",
+    description="以任一次维修结算清单上的查询码证明对车辆的掌握，认证后可查看该车全部维修记录。",
+    responses={403: {"model": ErrorBody, "description": "QUERY_CODE_INVALID"}},
+)
+def bind_vehicle(body: BindIn, who: OwnerDep, rt: RuntimeDep) -> dict[str, str]:
+    with rt.db.transaction() as s:
+        ok = owners.bind_vehicle(s, rt.limiter, rt.codes, who.id, body.vin, body.query_code)
+    if not ok:
+        raise AppError("QUERY_CODE_INVALID", 403)
+    return {"vin": body.vin}
+
+
+@router.get("/vehicles", summary="我的车辆")
+def my_vehicles(who: OwnerDep, rt: RuntimeDep) -> list[str]:
+    with rt.db.transaction() as s:
+        return owners.vehicles(s, who.id)
+
+
+@router.get(
+    "/vehicles/{vin}/history",
+    summary="车辆维修档案（一车一档）",
+    description="该车全部有效维修记录（均为最新版本，已撤销的不显示），按结算日期倒序。每次查询均记入审计日志。",
+    responses={403: {"model": ErrorBody, "description": "VEHICLE_NOT_BOUND"}},
+)
+def history(vin: VinPath, who: OwnerDep, rt: RuntimeDep) -> dict[str, Any]:
+    with rt.db.transaction() as s:
+        return ReadService(s).vehicle_history(who, vin)

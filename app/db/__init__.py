@@ -1,0 +1,1 @@
+"""PostgreSQL storage: models, sessions and migrations."""

@@ -1,0 +1,187 @@
+"""Tables. The DDL itself (partitioning, functions) lives in the migrations; these map onto it.
+
+Schemas keep apart what the guide wants apart: `public` the repair data, `personal` owners'
+data (read only through app.security.reads), `audit` the trail of those reads.
+"""
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Numeric, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012 - SQLAlchemy's own hook
+
+
+class Region(Base):
+    __tablename__ = "region"
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    level: Mapped[str] = mapped_column(String(10))
+    parent_code: Mapped[str | None] = mapped_column(String(6))
+
+
+class CodeEntry(Base):
+    __tablename__ = "code_entry"
+    table_name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class PlatePrefix(Base):
+    __tablename__ = "plate_prefix"
+    prefix: Mapped[str] = mapped_column(String(2), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(6))
+
+
+class Enterprise(Base):
+    __tablename__ = "enterprise"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    uscc: Mapped[str] = mapped_column(String(18), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    licence_no: Mapped[str | None] = mapped_column(String(50))
+    category: Mapped[str | None] = mapped_column(String(4))
+    business_scope: Mapped[str | None] = mapped_column(Text)
+    region_code: Mapped[str] = mapped_column(String(6), ForeignKey("region.code"))
+    address: Mapped[str | None] = mapped_column(String(200))
+    contact_name: Mapped[str | None] = mapped_column(String(50))
+    contact_phone: Mapped[str | None] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ApiCredential(Base):
+    """One per shop system of an enterprise; the secret is stored only as an argon2 hash."""
+
+    __tablename__ = "api_credential"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"))
+    key_id: Mapped[str] = mapped_column(String(40), unique=True)
+    secret_hash: Mapped[str] = mapped_column(Text)
+    label: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    revoked_at: Mapped[datetime | None]
+
+
+class Vehicle(Base):
+    """What is last known of a car; each record keeps its own snapshot of plate and mileage."""
+
+    __tablename__ = "vehicle"
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    plate_no: Mapped[str | None] = mapped_column(String(10))
+    plate_colour: Mapped[str | None] = mapped_column(String(2))
+    brand: Mapped[str | None] = mapped_column(String(50))
+    model: Mapped[str | None] = mapped_column(String(80))
+    use_nature: Mapped[str | None] = mapped_column(String(2))
+    fuel_type: Mapped[str | None] = mapped_column(String(2))
+    registration_date: Mapped[date | None]
+    transport_cert_no: Mapped[str | None] = mapped_column(String(30))
+    home_region: Mapped[str | None] = mapped_column(String(6))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class RepairRecord(Base):
+    """The identity of a repair (enterprise + settlement number) and a pointer to its latest version."""
+
+    __tablename__ = "repair_record"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"))
+    settlement_no: Mapped[str] = mapped_column(String(50))
+    vin: Mapped[str] = mapped_column(String(17))
+    settle_date: Mapped[date]
+    mileage_km: Mapped[int | None]  # copied from the current version for the odometer check
+    current_version: Mapped[int]
+    current_received_at: Mapped[datetime]
+    current_digest: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class RecordVersion(Base):
+    """Append-only, partitioned by month of receipt: every upload, correction and withdrawal."""
+
+    __tablename__ = "record_version"
+    record_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12))  # upload | withdrawal
+    source: Mapped[str] = mapped_column(String(12))  # api | national | exchange
+    enterprise_id: Mapped[int] = mapped_column(BigInteger)
+    settlement_no: Mapped[str] = mapped_column(String(50))
+    vin: Mapped[str] = mapped_column(String(17))
+    digest: Mapped[str] = mapped_column(String(64))
+    plate_no: Mapped[str | None] = mapped_column(String(10))
+    plate_colour: Mapped[str | None] = mapped_column(String(2))
+    repair_date: Mapped[date | None]
+    settle_date: Mapped[date | None]
+    mileage_km: Mapped[int | None]
+    fault_description: Mapped[str | None] = mapped_column(Text)
+    repair_type: Mapped[str | None] = mapped_column(String(2))
+    items: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    parts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    labour_total: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    parts_total: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    other_total: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    total: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    withdraw_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Attachment(Base):
+    """Metadata and checksum of a file kept in the object store (never in the database)."""
+
+    __tablename__ = "attachment"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("repair_record.id"))
+    kind: Mapped[str] = mapped_column(String(12))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(50))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    object_key: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AuthFailure(Base):
+    """Failed credential checks, shared by all web workers so the rate limit holds across them."""
+
+    __tablename__ = "auth_failure"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(120))
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class OwnerAccount(Base):
+    __tablename__ = "owner_account"
+    __table_args__: ClassVar[dict[str, str]] = {"schema": "personal"}
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    display_name: Mapped[str | None] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class OwnerVehicle(Base):
+    """An owner's verified claim on a car, proven by a query code from one of its settlement lists."""
+
+    __tablename__ = "owner_vehicle"
+    __table_args__: ClassVar[dict[str, str]] = {"schema": "personal"}
+    owner_id: Mapped[int] = mapped_column(ForeignKey("personal.owner_account.id"), primary_key=True)
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    via_record_id: Mapped[int] = mapped_column(BigInteger)
+    verified_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ReadLog(Base):
+    __tablename__ = "read_log"
+    __table_args__: ClassVar[dict[str, str]] = {"schema": "audit"}
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    actor_kind: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[str] = mapped_column(String(60))
+    action: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(60))
+    request_id: Mapped[str | None] = mapped_column(String(40))

@@ -1,0 +1,1 @@
+"""Throwaway PostgreSQL and MinIO servers for tests and benchmarks (never used in production)."""

@@ -1,0 +1,90 @@
+"""Builders of valid repair records for tests and benchmarks."""
+
+import random
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from app.domain.uscc import _ALPHABET as USCC_ALPHABET
+from app.domain.uscc import check_char as uscc_check
+from app.domain.vin import check_char
+
+_VIN_CHARS = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
+
+
+def make_vin(rng: random.Random | None = None) -> str:
+    rng = rng or random.Random()  # noqa: S311 - sample data, not secrets
+    body = "LSV" + "".join(rng.choice(_VIN_CHARS) for _ in range(14))
+    return body[:8] + check_char(body) + body[9:]
+
+
+def make_record(
+    settlement_no: str = "JS-0001",
+    vin: str = "LSVAM4187C2184847",
+    *,
+    items: int = 2,
+    parts: int = 2,
+    settle: date | None = None,
+    mileage: int = 42000,
+    fault: str = "发动机异响",
+    plate: str | None = "苏A12345",
+) -> dict[str, Any]:
+    settle = settle or date.today() - timedelta(days=1)
+    item_rows = [{"name": f"项目{i}", "hours": "1.50", "fee": f"{100 + i}.00"} for i in range(items)]
+    part_rows = [
+        {
+            "name": f"配件{i}",
+            "code": f"P{i:04d}",
+            "brand": "博世",
+            "quantity": "2",
+            "unit_price": f"{30 + i}.25",
+            "kind": "1",
+        }
+        for i in range(parts)
+    ]
+    labour = sum(Decimal(r["fee"]) for r in item_rows)
+    part_total = sum(Decimal(r["quantity"]) * Decimal(r["unit_price"]) for r in part_rows)
+    return {
+        "settlement_no": settlement_no,
+        "vehicle": {
+            "vin": vin,
+            "plate_no": plate,
+            "plate_colour": "1",
+            "brand": "大众",
+            "model": "朗逸",
+            "use_nature": "A",
+            "fuel_type": "A",
+        },
+        "repair_date": (settle - timedelta(days=1)).isoformat(),
+        "settle_date": settle.isoformat(),
+        "mileage_km": mileage,
+        "fault_description": fault,
+        "repair_type": "40",
+        "items": item_rows,
+        "parts": part_rows,
+        "totals": {
+            "labour": str(labour),
+            "parts": str(part_total),
+            "other": "10.00",
+            "total": str(labour + part_total + Decimal("10.00")),
+        },
+    }
+
+
+def make_uscc(rng: random.Random | None = None) -> str:
+    rng = rng or random.Random()  # noqa: S311 - sample data, not secrets
+    body = "9132" + "".join(rng.choice(USCC_ALPHABET) for _ in range(13))
+    return body + uscc_check(body)
+
+
+def make_enterprise(uscc: str | None = None, name: str = "南京示例汽车维修有限公司") -> dict[str, Any]:
+    return {
+        "uscc": uscc or make_uscc(),
+        "name": name,
+        "licence_no": "苏交运管许可宁字320100001234号",
+        "category": "1",
+        "region_code": "320102",
+        "address": "南京市玄武区示例路 1 号",
+        "contact_name": "王师傅",
+        "contact_phone": "025-88888888",
+    }

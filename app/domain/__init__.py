@@ -1,0 +1,1 @@
+"""Value types and validators that know nothing about HTTP or the database."""

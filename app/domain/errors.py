@@ -1,0 +1,97 @@
+"""The catalogue of machine-readable error codes with their Chinese messages.
+
+Codes are part of the public API (docs/api.md lists them); never rename one, only add.
+"""
+
+from dataclasses import dataclass
+
+MESSAGES: dict[str, str] = {
+    # request-level
+    "VALIDATION_FAILED": "请求数据校验未通过",
+    "MALFORMED_JSON": "请求体不是合法的 JSON",
+    "PAYLOAD_TOO_LARGE": "请求体超过大小限制",
+    "BATCH_TOO_LARGE": "批量上传每次最多 500 条",
+    "NOT_FOUND": "资源不存在",
+    "METHOD_NOT_ALLOWED": "不支持的请求方法",
+    "INTERNAL_ERROR": "服务器内部错误",
+    # authentication
+    "AUTH_REQUIRED": "缺少访问令牌",
+    "AUTH_INVALID_CREDENTIALS": "企业编码或密钥错误",
+    "AUTH_RATE_LIMITED": "认证失败次数过多，请稍后再试",
+    "TOKEN_INVALID": "访问令牌无效",
+    "TOKEN_EXPIRED": "访问令牌已过期",
+    "CREDENTIAL_REVOKED": "该接入凭证已被吊销",
+    "FORBIDDEN": "无权访问",
+    # generic field errors
+    "REQUIRED": "必填项缺失",
+    "TOO_LONG": "长度超过上限",
+    "TOO_SHORT": "长度不足",
+    "WRONG_TYPE": "数据类型错误",
+    "EXTRA_FIELD": "不允许的字段",
+    "TOO_MANY_ITEMS": "条目数量超过上限",
+    "CODE_UNKNOWN": "代码不在代码表中",
+    "TEXT_INVALID": "文本包含不允许的控制字符（如 NUL）",
+    # vehicle
+    "VIN_LENGTH": "车辆识别代号必须为 17 位",
+    "VIN_CHARSET": "车辆识别代号只能包含数字和除 I、O、Q 以外的大写字母",
+    "VIN_CHECK_DIGIT": "车辆识别代号第 9 位校验位错误",
+    "PLATE_FORMAT": "号牌号码格式错误",
+    # enterprise
+    "USCC_FORMAT": "统一社会信用代码格式错误",
+    "USCC_CHECK_CHAR": "统一社会信用代码校验位错误",
+    "REGION_UNKNOWN": "行政区划代码不存在",
+    "ENTERPRISE_EXISTS": "该统一社会信用代码的企业已注册",
+    # record
+    "DATE_FORMAT": "日期格式错误",
+    "DATE_IN_FUTURE": "日期不能晚于今天",
+    "SETTLE_BEFORE_REPAIR": "结算日期不能早于送修日期",
+    "MILEAGE_INVALID": "里程必须为 0 到 9999999 之间的整数",
+    "AMOUNT_INVALID": "金额或数量必须为非负数且最多两位小数",
+    "AMOUNT_MISMATCH": "金额合计不符",
+    "RECORD_NOT_FOUND": "维修记录不存在",
+    "RECORD_WITHDRAWN": "维修记录已撤销",
+    # attachments
+    "ATTACHMENT_TOO_LARGE": "附件超过大小限制",
+    "ATTACHMENT_TYPE": "附件类型不允许，仅支持 JPEG、PNG、PDF",
+    "ATTACHMENT_CHECKSUM": "附件校验和不符",
+    "ATTACHMENT_EMPTY": "附件为空",
+    # owner
+    "OWNER_EXISTS": "该手机号已注册",
+    "PHONE_FORMAT": "手机号格式错误",
+    "PASSWORD_WEAK": "密码至少 8 位",
+    "QUERY_CODE_INVALID": "查询码与车辆不匹配",
+    "VEHICLE_NOT_BOUND": "尚未认证该车辆",
+    # warnings (accepted, but flagged)
+    "MILEAGE_DECREASED": "里程小于该车上一次维修记录（可能更换过里程表）",
+}
+
+
+def message(code: str) -> str:
+    return MESSAGES.get(code, code)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    code: str
+    message: str
+
+    @classmethod
+    def of(cls, field: str, code: str) -> "FieldError":
+        return cls(field, code, message(code))
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+class AppError(Exception):
+    """A failure with a code from the catalogue, raised by services and turned into a response."""
+
+    def __init__(
+        self, code: str, status: int = 400, detail: str | None = None, fields: list[FieldError] | None = None
+    ) -> None:
+        super().__init__(code)
+        self.code = code
+        self.status = status
+        self.detail = detail or message(code)
+        self.fields = fields or []

@@ -1,0 +1,53 @@
+"""The FastAPI application: routers, error handling, middleware, and the runtime it serves from."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import logs
+from app.api import collection, national, owner
+from app.api.errors import install as install_error_handlers
+from app.api.middleware import RequestMiddleware
+from app.metrics import router as ops_router
+from app.runtime import Runtime
+from app.settings import Settings, get_settings
+
+DESCRIPTION = """\
+省级汽车维修电子健康档案系统（一车一档）的应用接口。
+
+* **数据采集**（`/api/v1/collection`）：维修企业管理软件上传维修记录、附件。
+* **兼容接口**（`/api/national/`）：现有门店软件使用的 transaction/reqInfo 报文，仅需修改基础地址。
+* **车主**（`/api/v1/owner`）：注册、以查询码认证车辆、查看车辆维修档案。
+
+所有错误响应形如 `{"error": {"code": "机器可读错误码", "message": "中文说明", "fields": [...]}}`。
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # here rather than in app-web's main: uvicorn's worker processes start fresh interpreters
+        logs.configure(settings.log_level)
+        rt = Runtime.from_settings(settings)
+        app.state.runtime, app.state.db, app.state.objects = rt, rt.db, rt.objects
+        rt.objects.ensure_bucket()
+        yield
+        rt.close()
+
+    app = FastAPI(
+        title="汽车维修电子健康档案系统 API", version="1.0", description=DESCRIPTION, lifespan=lifespan
+    )
+    install_error_handlers(app)
+    for router in (collection.router, national.router, owner.router, ops_router):
+        app.include_router(router)
+
+    attachment_limit = settings.max_attachment_bytes + 64 * 1024  # multipart framing on top of the file
+
+    def body_limit(path: str) -> int:
+        return attachment_limit if path.endswith("/attachments") else settings.max_body_bytes
+
+    app.add_middleware(RequestMiddleware, body_limit=body_limit)
+    return app

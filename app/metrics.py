@@ -1,0 +1,50 @@
+"""Prometheus metrics and the health endpoints the load balancer and monitoring probe."""
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+UPLOADS = Counter(
+    "pbox_record_uploads_total", "Repair records received, by outcome and reason", ["outcome", "reason"]
+)
+REQUEST_LATENCY = Histogram(
+    "pbox_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+DB_POOL = Gauge("pbox_db_pool_connections", "Database pool connections by state", ["state"])
+
+router = APIRouter(tags=["运维"])
+
+
+def count_upload(outcome: str, reasons: list[str] | None = None) -> None:
+    for reason in reasons or ["-"]:
+        UPLOADS.labels(outcome, reason).inc()
+
+
+@router.get("/healthz", summary="存活探针：进程在运行")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="就绪探针：数据库与对象存储均可达")
+def readyz(request: Request) -> JSONResponse:
+    checks: dict[str, bool] = {}
+    try:
+        checks["database"] = request.app.state.db.ping()
+    except Exception:  # any failure means not ready, whatever its kind
+        checks["database"] = False
+    checks["object_store"] = request.app.state.objects.ping()
+    ok = all(checks.values())
+    body = {"status": "ok" if ok else "unavailable", "checks": checks}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", summary="Prometheus 指标", response_class=Response)
+def metrics(request: Request) -> Response:
+    pool = request.app.state.db.engine.pool
+    DB_POOL.labels("checked_out").set(pool.checkedout())
+    DB_POOL.labels("idle").set(pool.checkedin())
+    DB_POOL.labels("size").set(pool.size())
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,1 @@
+"""Authentication, the audited read path, and (later) RBAC with region scope."""

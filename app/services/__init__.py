@@ -1,0 +1,1 @@
+"""Business rules, independent of HTTP. Functions take a Session; the caller owns the transaction."""

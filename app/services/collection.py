@@ -1,0 +1,49 @@
+"""Uploads from enterprise software, whichever door they come through (our API or the national format).
+
+Every record is validated completely before anything is written, so a rejected record leaves no
+trace; the valid records of a batch are then stored together.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.domain.errors import FieldError
+from app.domain.record import RecordIn, cross_check, parse_record
+from app.metrics import count_upload
+from app.runtime import Runtime
+from app.services.records import BatchItem, IngestResult, ingest_many
+
+
+@dataclass
+class Outcome:
+    index: int
+    result: IngestResult | None = None
+    errors: list[FieldError] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> bool:
+        return self.result is not None
+
+
+def upload(
+    rt: Runtime, enterprise_id: int, records: list[RecordIn | Any], source: str = "api", complete: bool = True
+) -> list[Outcome]:
+    """`records` may mix already-parsed RecordIn objects with raw dicts still to be parsed."""
+    outcomes = [Outcome(i) for i in range(len(records))]
+    valid: list[BatchItem] = []
+    for i, raw in enumerate(records):
+        if isinstance(raw, RecordIn):
+            rec, errors = raw, cross_check(raw, complete)
+        else:
+            rec, errors = parse_record(raw, complete)
+        if rec is None or errors:
+            outcomes[i].errors = errors
+            count_upload("rejected", sorted({e.code for e in errors}))
+        else:
+            valid.append(BatchItem(i, rec))
+    if valid:
+        stored = rt.db.run(lambda s: ingest_many(s, rt.codes, enterprise_id, valid, source))
+        for i, result in stored.items():
+            outcomes[i].result = result
+            count_upload("accepted", [result.outcome])
+    return outcomes
