@@ -53,7 +53,7 @@ def test_qemu_argv_with_kvm(image, tmp_path):
     assert "root=/dev/vda" in append and "console=ttyS0,115200" in append
     drive = arg_after(argv, "-drive")
     assert drive.startswith(f"file={state / 'disk.raw'},format=raw,if=virtio")
-    assert arg_after(argv, "-netdev") == "tap,id=lab,ifname=pb-k1,script=no,downscript=no"
+    assert arg_after(argv, "-netdev") == f"tap,id=lab,ifname={host().link},script=no,downscript=no"
     assert "mac=52:54:00:d5:00:68" in argv[argv.index("-netdev") + 3]
     assert arg_after(argv, "-serial") == f"file:{state / 'console.log'}"
     assert arg_after(argv, "-display") == "none"

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from pbox.lab import inventory
+from pbox.lab.network_plan import place
 from pbox.lab.profile import ProfileError, load_profile, parse_profile
 
 
@@ -52,7 +53,8 @@ def test_inventory_has_groups_hosts_and_ssh_settings(tmp_path):
     prof = parse_profile("t", {"hosts": {"a": host("10.213.0.5"), "b": {**host("10.213.0.6"), "kind": "kvm",
                                                                          "groups": ["app", "db"]}}})
     inv = inventory.render(prof, Path("/k/id"), Path("/k/known"))["all"]
-    assert inv["hosts"]["a"]["ansible_host"] == "10.213.0.5"
+    # Profiles are written for slot 0; a lab in another slot (PBOX_LAB_SLOT) moves them.
+    assert inv["hosts"]["a"]["ansible_host"] == str(place(ipaddress.IPv4Address("10.213.0.5")))
     assert inv["hosts"]["b"]["pbox_lab_kind"] == "kvm"
     assert set(inv["children"]["app"]["hosts"]) == {"a", "b"}
     assert set(inv["children"]["db"]["hosts"]) == {"b"}
