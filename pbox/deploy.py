@@ -25,6 +25,7 @@ class DeployResult:
     rc: int
     stats: dict[str, dict[str, int]]
     elapsed: float
+    error: str = ""  # why ansible stopped before any host ran (bad YAML, unknown role, ...)
 
     @property
     def ok(self) -> bool:
@@ -90,8 +91,13 @@ def run(inventory: Path | None, *, limit: str | None = None, check: bool = False
             envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
         )
         stats = r.stats or {}
+        error = ""
+        if r.rc != 0 and not stats:
+            # Nothing ran: ansible's own message (it goes to its stdout) is the only explanation.
+            lines = [ln for ln in r.stdout.read().splitlines() if ln.strip()]
+            error = "\n".join(lines[-15:]) or f"ansible-playbook exited with {r.rc}"
         return DeployResult(r.status, r.rc, {k: v for k, v in stats.items() if isinstance(v, dict)},
-                            time.monotonic() - t0)
+                            time.monotonic() - t0, error)
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
@@ -105,4 +111,6 @@ def print_summary(result: DeployResult, out: Console) -> None:
                   f"[red]{failed}[/red]" if failed else "0", str(result.count("dark")),
                   f"{result.elapsed:.1f}s")
     out.print(table)
+    if result.error:
+        out.print(f"[red]{result.error}[/red]", highlight=False, markup=False)
     out.print("[green]deploy succeeded[/green]" if result.ok else f"[red]deploy {result.status}[/red]")

@@ -27,7 +27,7 @@ def traces() -> dict[str, object]:
     """Everything the lab could leave behind on the controller, as comparable values."""
     state = lab.LabState.load()
     mounts = [ln.split()[1] for ln in Path("/proc/self/mounts").read_text().splitlines()
-              if ln.split()[1].startswith(str(lab.LAB_STATE))]
+              if ln.split()[1].startswith(f"{lab.LAB_STATE}/")]
     return {
         "netns": network.lab_namespaces(),
         "links": network.lab_links(),

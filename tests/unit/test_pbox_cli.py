@@ -52,3 +52,21 @@ def test_profiles_lists_the_modes():
     r = pbox("profiles")
     assert r.returncode == 0
     assert "centralized" in r.stdout.split()
+
+
+def test_a_playbook_that_does_not_load_says_why(tmp_path, monkeypatch):
+    """ansible stops before any host runs: the summary carries ansible's own error message."""
+    from rich.console import Console
+
+    from pbox import deploy
+
+    book = tmp_path / "broken.yml"
+    book.write_text("- hosts: all\n  tasks: [\n")
+    inv = tmp_path / "hosts.yml"
+    inv.write_text("all: {hosts: {localhost: {ansible_connection: local}}}\n")
+    monkeypatch.setattr(deploy, "PLAYBOOKS", tmp_path)
+    console = Console(record=True, width=200)
+    result = deploy.run(inv, playbook="broken.yml", out=console)
+    deploy.print_summary(result, console)
+    assert not result.ok
+    assert "broken.yml" in result.error and "deploy failed" in console.export_text()

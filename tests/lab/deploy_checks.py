@@ -1,0 +1,134 @@
+"""Checks shared by the deployment tests of every profile: one site's smoke test through its load
+balancer, the replica, services, idempotence, and a deploy against a broken host."""
+
+import hashlib
+import io
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from app.devtools.samples import make_enterprise, make_record, make_vin
+from pbox import deploy
+from pbox.lab import lab
+from tests.lab.conftest import host_run
+
+SERVICES = {
+    "loadbalancer": ["nginx"],
+    "app": ["app-web", "app-worker"],
+    "postgresql": ["postgresql@15-main"],
+    "object_storage": ["minio"],
+}
+
+
+def ca_file(profile: str) -> Path:
+    return Path(f"/var/lib/pbox/pki/{profile}/ca.crt")
+
+
+def run_deploy(limit: str | None = None) -> tuple[deploy.DeployResult, str]:
+    buf = io.StringIO()
+    result = deploy.run(None, limit=limit, out=Console(file=buf, width=200))
+    return result, buf.getvalue()
+
+
+def problems(out: str) -> str:
+    """The lines of a deploy's output that say what went wrong, with the task before each."""
+    lines = out.splitlines()
+    keep = [f"{lines[i - 1]}\n{ln}" for i, ln in enumerate(lines) if "FAILED" in ln or "UNREACHABLE" in ln]
+    return "\n".join(keep)[-5000:] or out[-3000:]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def smoke(lb_address: str, profile: str) -> dict:
+    """Through the load balancer over verified HTTPS: register a shop, upload a record, read it
+    back, attach a file and fetch it from object storage. Returns what the replica check needs."""
+    with httpx.Client(base_url=f"https://{lb_address}", verify=str(ca_file(profile)), http2=False,
+                      timeout=30) as c:
+        r = c.post("/api/v1/collection/enterprises", json=make_enterprise())
+        assert r.status_code == 201, r.text
+        cred = r.json()
+        r = c.post("/api/v1/collection/token", json={"key_id": cred["key_id"], "secret": cred["secret"]})
+        assert r.status_code == 200, r.text
+        auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        vin = make_vin()
+        settlement = f"LAB-{int(time.time() * 1000)}"
+        r = c.post("/api/v1/collection/records", json=make_record(settlement, vin), headers=auth)
+        assert r.status_code == 200, r.text
+        res = r.json()
+        assert res["status"] == "accepted", res
+        rid = res["record_id"]
+        got = c.get(f"/api/v1/collection/records/{rid}", headers=auth)
+        assert got.status_code == 200 and got.json()["vin"] == vin, got.text
+        data = b"%PDF-1.4\n% pbox lab attachment\n" + settlement.encode() + b"\n%%EOF\n"
+        r = c.post(f"/api/v1/collection/records/{rid}/attachments", headers=auth,
+                   files={"file": ("settlement.pdf", data, "application/pdf")},
+                   data={"kind": "settlement", "sha256": hashlib.sha256(data).hexdigest()})
+        assert r.status_code == 201, r.text
+        att = r.json()
+        att_id = att["id"]
+        r = c.get(f"/api/v1/collection/records/{rid}/attachments/{att_id}", headers=auth)
+        assert r.status_code == 200 and r.content == data, (r.status_code, r.text[:300])
+    return {"record_id": rid, "vin": vin}
+
+
+def replica_has_record(replica, record_id: int) -> None:
+    def seen() -> bool:
+        out = host_run(replica, "sudo", "-u", "postgres", "psql", "-d", "pbox", "-Atc",
+                       f"SELECT count(*) FROM repair_record WHERE id = {int(record_id)}", check=False)
+        return out.strip() == "1"
+
+    wait_for(seen, 30, f"record {record_id} on the replica {replica.name}")
+    assert host_run(replica, "sudo", "-u", "postgres", "psql", "-Atc", "SELECT pg_is_in_recovery()") == "t"
+
+
+def services_enabled_and_running(prof) -> None:
+    for host in prof.hosts:
+        units = ["chrony"] + [u for g in host.groups for u in SERVICES.get(g, [])]
+        for unit in units:
+            state = host_run(host, "systemctl", "is-active", unit, check=False)
+            enabled = host_run(host, "systemctl", "is-enabled", unit, check=False)
+            assert (state, enabled) == ("active", "enabled"), f"{host.name}: {unit} is {state}/{enabled}"
+
+
+def assert_idempotent() -> float:
+    t0 = time.monotonic()
+    result, out = run_deploy()
+    assert result.ok, problems(out)
+    changed = {h: n for h, n in result.stats.get("changed", {}).items() if n}
+    assert not changed, f"second deploy changed something: {changed}\n{out[-5000:]}"
+    return time.monotonic() - t0
+
+
+def broken_host_deploy(prof, victim: str) -> None:
+    """Cut a host off the lab network: the deploy fails naming it, the others stay consistent;
+    after the fix a re-run converges."""
+    link = prof.host(victim).link
+    subprocess.run(["ip", "link", "set", link, "down"], check=True)
+    try:
+        result, out = run_deploy()
+        assert not result.ok
+        assert victim in result.stats.get("dark", {}), result.stats
+        assert any("UNREACHABLE" in ln and victim in ln for ln in out.splitlines()), out[-3000:]
+        assert not {h: n for h, n in result.stats.get("failures", {}).items() if n}, result.stats
+    finally:
+        subprocess.run(["ip", "link", "set", link, "up"], check=True)
+    # Reachable again the way Ansible reaches it (same SSH options and connection sharing).
+    ping = [str(Path(sys.executable).parent / "ansible"), "-i", str(lab.LAB_INVENTORY / "hosts.yml"), victim,
+            "-m", "ping"]
+    wait_for(lambda: subprocess.run(ping, capture_output=True, timeout=60, check=False).returncode == 0, 120,
+             f"{victim} reachable again")
+    result, out = run_deploy()
+    assert result.ok, (result.status, result.stats, problems(out))
