@@ -77,6 +77,8 @@ def lab_status() -> None:
                       "yes" if h.running else "[red]no[/red]", "yes" if h.ssh else "[red]no[/red]")
     console.print(table)
     console.print(f"inventory: {lab.LAB_INVENTORY / 'hosts.yml'}   ssh: pbox lab ssh HOST")
+    for label, where in lab.endpoints(lab.load_profile(state.profile)):
+        console.print(f"{label}: {where}", highlight=False)
 
 
 @lab_app.command("ssh", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -243,3 +243,18 @@ def status() -> tuple[LabState | None, list[HostStatus]]:
     profile = load_profile(state.profile)
     return state, [HostStatus(h, state.running(h.name), services.port_open(str(h.address), 22))
                    for h in profile.hosts]
+
+
+def endpoints(profile: Profile) -> list[tuple[str, str]]:
+    """Where to look once the system is deployed: each site's portal, API docs and object store."""
+    ca = Path("/var/lib/pbox/pki") / profile.name / "ca.crt"  # the pki role's controller-side CA
+    found: list[tuple[str, str]] = []
+    for h in profile.hosts:
+        if "loadbalancer" in h.groups:
+            found += [(f"portal ({h.name})", f"https://{h.address}/"),
+                      (f"API docs ({h.name})", f"https://{h.address}/docs")]
+        if "object_storage" in h.groups:
+            found.append((f"object storage ({h.name})", f"https://{h.address}:9000 (console :9001)"))
+    if found and ca.exists():
+        found.append(("internal CA certificate", str(ca)))
+    return found

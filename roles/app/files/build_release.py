@@ -6,6 +6,7 @@ requirements hash under CACHE/deps-<key>/ (for the hosts' Python, the controller
 hosts install with `pip --no-index --find-links` and never need an index.
 """
 
+import fcntl
 import hashlib
 import json
 import subprocess
@@ -25,6 +26,14 @@ def source_hash(repo: Path) -> str:
 
 def main() -> None:
     repo, cache = Path(sys.argv[1]).resolve(), Path(sys.argv[2])
+    cache.mkdir(parents=True, exist_ok=True)
+    # Two deploys at once (two labs, two profiles) must not build into each other's temp dirs.
+    with (cache / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        build(repo, cache)
+
+
+def build(repo: Path, cache: Path) -> None:
     deps = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
     key = hashlib.sha256("\n".join(sorted(deps)).encode()).hexdigest()[:16]
     deps_dir = cache / f"deps-{key}"
