@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import logs
-from app.api import collection, national, owner
+from app.api import collection, national, owner, regulator, staff
 from app.api.errors import install as install_error_handlers
 from app.api.middleware import RequestMiddleware
 from app.metrics import router as ops_router
@@ -18,7 +18,9 @@ DESCRIPTION = """\
 
 * **数据采集**（`/api/v1/collection`）：维修企业管理软件上传维修记录、附件。
 * **兼容接口**（`/api/national/`）：现有门店软件使用的 transaction/reqInfo 报文，仅需修改基础地址。
-* **车主**（`/api/v1/owner`）：注册、以查询码认证车辆、查看车辆维修档案。
+* **车主**（`/api/v1/owner`）：注册、以查询码认证车辆、查看车辆维修档案、授权维修企业查看。
+* **工作人员**（`/api/v1/staff`、`/api/v1/admin`）：密码 + 动态口令登录；系统、安全、审计三员分立。
+* **监管**（`/api/v1/regulator`）：仅本辖区数据；**公众**（`/api/v1/public`）：企业公开信息。
 
 所有错误响应形如 `{"error": {"code": "机器可读错误码", "message": "中文说明", "fields": [...]}}`。
 """
@@ -41,7 +43,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="汽车维修电子健康档案系统 API", version="1.0", description=DESCRIPTION, lifespan=lifespan
     )
     install_error_handlers(app)
-    for router in (collection.router, national.router, owner.router, ops_router):
+    for router in (
+        collection.router,
+        national.router,
+        owner.router,
+        staff.router,
+        staff.admin,
+        regulator.router,
+        regulator.public,
+        ops_router,
+    ):
         app.include_router(router)
 
     attachment_limit = settings.max_attachment_bytes + 64 * 1024  # multipart framing on top of the file

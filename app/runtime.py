@@ -3,8 +3,11 @@
 from dataclasses import dataclass
 
 from app.db.session import Database
+from app.security.auditlog import AuditLog
+from app.security.fieldcrypt import FieldCipher, load_master_key
 from app.security.querycodes import QueryCodes
 from app.security.ratelimit import FailureLimiter
+from app.security.staffauth import StaffAuth
 from app.security.tokens import TokenSigner
 from app.settings import Settings
 from app.storage import ObjectStore
@@ -18,10 +21,15 @@ class Runtime:
     tokens: TokenSigner
     codes: QueryCodes
     limiter: FailureLimiter
+    crypto: FieldCipher
+    audit: AuditLog
+    staff_auth: StaffAuth
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Runtime":
         key = settings.secret_key.get_secret_value().encode()
+        crypto = field_cipher(settings)
+        audit = AuditLog("sm3" if settings.crypto_suite == "sm" else "sha256")
         return cls(
             settings=settings,
             db=Database(settings.database_url, settings.db_pool_size, settings.db_max_overflow),
@@ -29,7 +37,15 @@ class Runtime:
             tokens=TokenSigner(key),
             codes=QueryCodes(key),
             limiter=FailureLimiter(settings.auth_fail_limit, settings.auth_fail_window_seconds),
+            crypto=crypto,
+            audit=audit,
+            staff_auth=StaffAuth(settings, crypto, audit),
         )
 
     def close(self) -> None:
         self.db.dispose()
+
+
+def field_cipher(settings: Settings) -> FieldCipher:
+    key = load_master_key(settings.field_key.get_secret_value() or None, settings.field_key_file)
+    return FieldCipher(key, settings.crypto_suite)

@@ -2,6 +2,7 @@
 
 import os
 from functools import cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -35,6 +36,22 @@ class Settings(BaseSettings):
     owner_token_ttl_seconds: int = 30 * 60
     auth_fail_limit: int = 5
     auth_fail_window_seconds: int = 15 * 60
+
+    # Personal-data field key (64+ hex digits), kept out of the database: a root-only file in
+    # production, the variable in tests. The suite picks field encryption and audit-log hashing.
+    field_key: SecretStr = SecretStr("")
+    field_key_file: Path | None = None
+    crypto_suite: Literal["standard", "sm"] = "standard"
+
+    # Staff (regulators and administrators): GB/T 22239 8.1.4.1 login-failure and session handling.
+    staff_lockout_threshold: int = 5
+    staff_lockout_seconds: int = 30 * 60
+    staff_idle_timeout_seconds: int = 15 * 60
+    staff_session_max_seconds: int = 8 * 3600
+    staff_password_min_length: int = 12
+    staff_password_max_age_days: int = 90
+    # Longest an owner may authorize an enterprise to read a car's history.
+    grant_max_days: int = 30
 
     max_body_bytes: int = 4 * 1024 * 1024
     max_attachment_bytes: int = 10 * 1024 * 1024

@@ -3,7 +3,7 @@
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -20,6 +20,8 @@ lab_app = typer.Typer(help="The lab: local test hosts (systemd-nspawn containers
                            "on a private bridge, with a generated Ansible inventory.",
                       no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
+audit_app = typer.Typer(help="Security audit (GB/T 22239): checks an auditor can run.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 
 def fail(message: str) -> "typer.Exit":
@@ -108,12 +110,15 @@ def deploy(
                                               "(Ansible limit pattern).")] = None,
     check: Annotated[bool, typer.Option("--check", help="Dry run: report what would change.")] = False,
     playbook: Annotated[str, typer.Option("--playbook", help="Playbook in playbooks/ to run.")] = "site.yml",
+    vault_password_file: Annotated[Path | None, typer.Option(
+        "--vault-password-file", help="Vault password of an inventory made by `pbox init`.")] = None,
 ) -> None:
     """Run site.yml (or another playbook) through ansible-runner, streaming progress, then a summary."""
     from pbox import deploy as deploy_mod
 
     try:
-        result = deploy_mod.run(inventory, limit=limit, check=check, playbook=playbook, out=console)
+        result = deploy_mod.run(inventory, limit=limit, check=check, playbook=playbook, out=console,
+                                vault_password_file=vault_password_file)
     except deploy_mod.DeployError as e:
         raise fail(str(e)) from None
     deploy_mod.print_summary(result, console)
@@ -126,6 +131,96 @@ def profiles() -> None:
     """List the deployment-mode profiles that have a lab layout."""
     for name in available_profiles():
         console.print(name)
+
+
+@audit_app.command("verify-log")
+def audit_verify_log(
+    database_url: Annotated[str, typer.Option("--database-url", envvar="PBOX_DATABASE_URL",
+                                              help="The application database (SQLAlchemy URL).")],
+) -> None:
+    """Verify the application's audit-log hash chain; exit 1 and name the first broken row if any."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pbox.audit import verify_log
+
+    try:
+        report = verify_log(database_url)
+    except SQLAlchemyError as e:
+        raise fail(f"cannot read the audit log: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    if not report.ok:
+        err.print(f"[red]audit log broken[/red] at seq {report.broken_seq}: {report.reason} "
+                  f"({report.checked} rows verified before it)", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1)
+    console.print(f"[green]audit log intact[/green]: {report.checked} rows, head {report.head}",
+                  highlight=False)
+
+
+inventory_app = typer.Typer(help="Production inventories: check one before `pbox deploy`.",
+                            no_args_is_help=True)
+app.add_typer(inventory_app, name="inventory")
+MODE_HELP = ("Deployment mode: centralized (one provincial site), distributed (province + a full site per "
+             "city) or hybrid (province serving most cities + some city sites).")
+CITIES_HELP = ("City sites (distributed/hybrid): GB/T 2260 codes, comma-separated, each optionally "
+               "CODE=name for the site's short name (default c<CODE>), e.g. 320100=nanjing,320500.")
+VAULT_HELP = ("ansible-vault password file, outside the inventory: used if it exists, else generated "
+              "there (0600). Default /var/lib/pbox/vault/<output dir name>.pass.")
+
+
+@app.command("init")
+def init(
+    mode: Annotated[Literal["centralized", "distributed", "hybrid"],
+                    typer.Option("--mode", "-m", help=MODE_HELP, show_default=False)],
+    province: Annotated[str, typer.Option("--province", "-p", show_default=False,
+                                          help="GB/T 2260 code of the province, e.g. 320000 (江苏省).")],
+    cities: Annotated[list[str] | None, typer.Option("--cities", "-c", help=CITIES_HELP)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Directory to write; default "
+                                                "inventories/<province>-<mode>.")] = None,
+    hosts_file: Annotated[Path | None, typer.Option("--hosts-file", help="YAML mapping host name → "
+                                                    "address; hosts not in it get placeholder addresses "
+                                                    "(192.0.2.x).")] = None,
+    vault_password_file: Annotated[Path | None, typer.Option("--vault-password-file",
+                                                             help=VAULT_HELP)] = None,
+    domain: Annotated[str, typer.Option("--domain", help="DNS domain of the portals: portal.<domain>, "
+                                        "<city>.<domain>.")] = "pbox.internal",
+    force: Annotated[bool, typer.Option("--force", help="Replace the output directory.")] = False,
+) -> None:
+    """Write a new production inventory for a real province, with vaulted secrets, and check it."""
+    from pbox import init as init_mod
+    from pbox.inventory_check import check, print_report
+
+    req = init_mod.Request(mode, province, tuple(cities or ()), output, hosts_file, vault_password_file,
+                           domain, force)
+    try:
+        with console.status("writing the inventory…"):
+            written = init_mod.write(req)
+    except init_mod.InitError as e:
+        raise fail(str(e)) from None
+    init_mod.print_summary(written, console)
+    progress(f"checking {written.output}")
+    report = check(written.output)
+    print_report(report, written.output, console)
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@inventory_app.command("check")
+def inventory_check(
+    inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory (directory or file) to "
+                                            "check.", show_default=False)],
+    vault_password_file: Annotated[Path | None, typer.Option("--vault-password-file", help="Needed only "
+                                                             "if whole files are vaulted.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings (placeholder addresses) fail too.")
+                      ] = False,
+) -> None:
+    """Check an inventory: known groups, required variables, unique addresses, sites and region codes."""
+    from pbox.inventory_check import check, print_report
+
+    report = check(inventory, vault_password_file)
+    print_report(report, inventory, console)
+    if strict and report.ok and report.warnings:
+        err.print("[red]error:[/red] --strict: the warnings above must be fixed first", highlight=False)
+    if not report.ok or (strict and report.warnings):
+        raise typer.Exit(code=1)
 
 
 def main() -> None:

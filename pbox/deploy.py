@@ -65,7 +65,8 @@ def _printer(out: Console) -> Any:
 
 
 def run(inventory: Path | None, *, limit: str | None = None, check: bool = False,
-        playbook: str = "site.yml", out: Console | None = None) -> DeployResult:
+        playbook: str = "site.yml", out: Console | None = None,
+        vault_password_file: Path | None = None) -> DeployResult:
     import ansible_runner
 
     out = out or Console()
@@ -77,6 +78,10 @@ def run(inventory: Path | None, *, limit: str | None = None, check: bool = False
     if not book.is_file():
         raise DeployError(f"no playbook {playbook!r} in {PLAYBOOKS}")
     cmdline = ["--check", "--diff"] if check else []
+    if vault_password_file is not None:
+        if not vault_password_file.is_file():
+            raise DeployError(f"vault password file not found: {vault_password_file}")
+        cmdline += ["--vault-password-file", str(vault_password_file.resolve())]
     # The ansible-playbook of this environment, whether or not its venv is on PATH.
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):

@@ -16,7 +16,10 @@ from app.domain.enterprise import EnterpriseIn
 from app.domain.errors import AppError, FieldError
 from app.domain.record import MAX_BATCH, RecordIn
 from app.domain.reference import code_tables
+from app.logs import request_id
 from app.runtime import Runtime
+from app.security.auditlog import Event
+from app.security.rbac import Role
 from app.services import attachments, enterprises, records
 from app.services.collection import Outcome, upload
 
@@ -162,6 +165,11 @@ def token(body: TokenIn, rt: RuntimeDep, request: Request) -> TokenOut:
 def issue_token(rt: Runtime, key_id: str, secret: str, ip: str) -> dict[str, Any]:
     with rt.db.transaction() as s:
         who = enterprises.authenticate(s, rt.limiter, key_id, secret, ip)
+        rt.audit.record(
+            s,
+            Event(Role.ENTERPRISE_CLIENT.value, key_id[:60], "enterprise.login", f"key:{key_id[:56]}",
+                  "success" if who else "failure", {}, request_id.get(), ip),
+        )
     # the failure was committed above, so the throttle counts it even though we now refuse
     if who is None:
         raise AppError("AUTH_INVALID_CREDENTIALS", 401)

@@ -8,7 +8,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.domain.errors import AppError
 from app.runtime import Runtime
-from app.security.reads import Principal
+from app.security.rbac import Principal, Role
 from app.services import enterprises
 
 _bearer = HTTPBearer(auto_error=False, description="由 /token 接口获得的访问令牌")
@@ -52,8 +52,17 @@ def current_owner(request: Request, rt: RuntimeDep, cred: BearerDep) -> Principa
     if cred is None:
         raise AppError("AUTH_REQUIRED", 401)
     claims = rt.tokens.verify(cred.credentials, "owner")
-    return Principal("owner", claims.subject, request.state.request_id)
+    return Principal(Role.OWNER, claims.subject, request.state.request_id, client_ip(request))
+
+
+def current_staff(request: Request, rt: RuntimeDep, cred: BearerDep) -> Principal:
+    """A regulator or administrator by session token; an expired session is refused, not extended."""
+    if cred is None:
+        raise AppError("AUTH_REQUIRED", 401)
+    with rt.db.transaction() as s:
+        return rt.staff_auth.principal(s, cred.credentials, client_ip(request), request.state.request_id)
 
 
 EnterpriseDep = Annotated[EnterpriseCaller, Depends(current_enterprise)]
 OwnerDep = Annotated[Principal, Depends(current_owner)]
+StaffDep = Annotated[Principal, Depends(current_staff)]

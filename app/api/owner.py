@@ -1,5 +1,6 @@
 """Owner API: accounts, verifying a car with the query code from a settlement list, the car's history."""
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -8,6 +9,7 @@ from pydantic import BaseModel, Field
 from app.api.deps import OwnerDep, RuntimeDep, client_ip
 from app.api.errors import ERROR_RESPONSES, ErrorBody
 from app.domain.errors import AppError
+from app.security.auditlog import Event
 from app.security.reads import ReadService
 from app.services import owners
 
@@ -19,7 +21,10 @@ VinPath = Annotated[str, Path(pattern=r"^[0-9A-HJ-NPR-Z]{17}$", description="车
 class AccountIn(BaseModel):
     phone: str = Field(max_length=20, description="手机号（作为登录名）", examples=["13800138000"])
     password: str = Field(max_length=200, description="密码，至少 8 位")
-    display_name: str | None = Field(default=None, max_length=50, description="称呼")
+    display_name: str | None = Field(default=None, max_length=50, description="姓名或称呼（加密存储）")
+    id_number: str | None = Field(
+        default=None, min_length=18, max_length=18, description="居民身份证号码，可选（加密存储）"
+    )
 
 
 class AccountOut(BaseModel):
@@ -44,7 +49,8 @@ class BindIn(BaseModel):
 @router.post("/accounts", status_code=201, summary="车主注册")
 def create_account(body: AccountIn, rt: RuntimeDep) -> AccountOut:
     with rt.db.transaction() as s:
-        return AccountOut(owner_id=owners.register(s, body.phone, body.password, body.display_name))
+        owner_id = owners.register(s, rt.crypto, body.phone, body.password, body.display_name, body.id_number)
+    return AccountOut(owner_id=owner_id)
 
 
 @router.post(
@@ -53,8 +59,23 @@ def create_account(body: AccountIn, rt: RuntimeDep) -> AccountOut:
     responses={429: {"model": ErrorBody, "description": "AUTH_RATE_LIMITED"}},
 )
 def login(body: LoginIn, rt: RuntimeDep, request: Request) -> OwnerTokenOut:
+    ip = client_ip(request)
     with rt.db.transaction() as s:
-        owner_id = owners.authenticate(s, rt.limiter, body.phone, body.password, client_ip(request))
+        owner_id = owners.authenticate(s, rt.crypto, rt.limiter, body.phone, body.password, ip)
+        # the phone number is personal data: the log names the account, or only the outcome
+        rt.audit.record(
+            s,
+            Event(
+                "owner",
+                str(owner_id or "-"),
+                "owner.login",
+                f"owner:{owner_id or '-'}",
+                "success" if owner_id else "failure",
+                {},
+                request.state.request_id,
+                ip,
+            ),
+        )
     if owner_id is None:
         raise AppError("AUTH_INVALID_CREDENTIALS", 401, "手机号或密码错误")
     tok, exp = rt.tokens.issue("owner", owner_id, rt.settings.owner_token_ttl_seconds)
@@ -90,4 +111,47 @@ def my_vehicles(who: OwnerDep, rt: RuntimeDep) -> list[str]:
 )
 def history(vin: VinPath, who: OwnerDep, rt: RuntimeDep) -> dict[str, Any]:
     with rt.db.transaction() as s:
-        return ReadService(s).vehicle_history(who, vin)
+        return ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
+
+
+class ProfileOut(BaseModel):
+    owner_id: int
+    phone: str
+    name: str | None
+    id_number: str | None
+
+
+@router.get("/profile", summary="我的个人信息", description="解密显示本人信息；每次查看均记入审计日志。")
+def profile(who: OwnerDep, rt: RuntimeDep) -> ProfileOut:
+    with rt.db.transaction() as s:
+        return ProfileOut(**ReadService(s, rt.crypto, rt.audit).owner_profile(who))
+
+
+class GrantIn(BaseModel):
+    enterprise_uscc: str = Field(min_length=18, max_length=18, description="被授权维修企业的统一社会信用代码")
+    days: int = Field(ge=1, description="授权天数，最长由配置 grant_max_days 决定（默认 30 天）")
+
+
+class GrantOut(BaseModel):
+    grant_id: int
+    expires_at: datetime
+
+
+@router.post(
+    "/vehicles/{vin}/grants",
+    status_code=201,
+    summary="授权维修企业查看车辆档案",
+    description="授权到期或撤销后，该企业不能再查看；企业看到的档案中不显示其他企业的名称和代码。",
+)
+def create_grant(vin: VinPath, body: GrantIn, who: OwnerDep, rt: RuntimeDep) -> GrantOut:
+    with rt.db.transaction() as s:
+        gid, exp = owners.grant(
+            s, rt.audit, who, vin, body.enterprise_uscc, body.days, rt.settings.grant_max_days
+        )
+    return GrantOut(grant_id=gid, expires_at=exp)
+
+
+@router.delete("/grants/{grant_id}", status_code=204, summary="撤销授权")
+def revoke_grant(grant_id: int, who: OwnerDep, rt: RuntimeDep) -> None:
+    with rt.db.transaction() as s:
+        owners.revoke_grant(s, rt.audit, who, grant_id)

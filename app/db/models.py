@@ -1,14 +1,24 @@
 """Tables. The DDL itself (partitioning, functions) lives in the migrations; these map onto it.
 
 Schemas keep apart what the guide wants apart: `public` the repair data, `personal` owners'
-data (read only through app.security.reads), `audit` the trail of those reads.
+data (read only through app.security.reads), `audit` the hash-chained security audit log.
 """
 
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Numeric, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Identity,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -155,12 +165,18 @@ class AuthFailure(Base):
 
 
 class OwnerAccount(Base):
+    """Name, phone and ID number only as ciphertext (app.security.fieldcrypt); phone and ID number
+    are found through their keyed hashes."""
+
     __tablename__ = "owner_account"
     __table_args__: ClassVar[dict[str, str]] = {"schema": "personal"}
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    phone_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    phone_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     password_hash: Mapped[str] = mapped_column(Text)
-    display_name: Mapped[str | None] = mapped_column(String(50))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -175,13 +191,66 @@ class OwnerVehicle(Base):
     verified_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
-class ReadLog(Base):
-    __tablename__ = "read_log"
-    __table_args__: ClassVar[dict[str, str]] = {"schema": "audit"}
+class HistoryGrant(Base):
+    """An owner's time-limited authorization for one enterprise to read one car's history."""
+
+    __tablename__ = "history_grant"
+    __table_args__: ClassVar[dict[str, str]] = {"schema": "personal"}
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    owner_id: Mapped[int] = mapped_column(ForeignKey("personal.owner_account.id"))
+    vin: Mapped[str] = mapped_column(String(17))
+    enterprise_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class StaffAccount(Base):
+    """Regulators and the three administrators; one role each, so duties stay separated."""
+
+    __tablename__ = "staff_account"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    username: Mapped[str] = mapped_column(String(40), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(50))
+    password_hash: Mapped[str] = mapped_column(Text)
+    password_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    totp_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    totp_last_step: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    role: Mapped[str | None] = mapped_column(String(20))
+    region_code: Mapped[str | None] = mapped_column(String(6))
+    failed_logins: Mapped[int] = mapped_column(server_default="0")
+    locked_until: Mapped[datetime | None]
+    disabled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class StaffSession(Base):
+    """A staff login; the token itself is never stored, only its SHA-256."""
+
+    __tablename__ = "staff_session"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_account.id"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """Append-only, hash-chained (app.security.auditlog); the database refuses UPDATE and DELETE."""
+
+    __tablename__ = "event"
+    __table_args__: ClassVar[dict[str, str]] = {"schema": "audit"}
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
     actor_kind: Mapped[str] = mapped_column(String(20))
     actor_id: Mapped[str] = mapped_column(String(60))
     action: Mapped[str] = mapped_column(String(40))
     subject: Mapped[str] = mapped_column(String(60))
+    outcome: Mapped[str] = mapped_column(String(10))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB)
     request_id: Mapped[str | None] = mapped_column(String(40))
+    client_ip: Mapped[str | None] = mapped_column(String(45))
+    alg: Mapped[str] = mapped_column(String(8))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

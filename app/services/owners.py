@@ -1,29 +1,62 @@
-"""Owner accounts and the binding of a car to an owner by a query code from one of its settlement lists."""
+"""Owner accounts, the binding of a car by a query code from one of its settlement lists, and the
+owner's time-limited authorizations for enterprises to read the car's history."""
 
 import re
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from app.db.models import OwnerAccount, OwnerVehicle, RepairRecord
+from app.db.models import Enterprise, HistoryGrant, OwnerAccount, OwnerVehicle, RepairRecord
+from app.domain.clock import now
 from app.domain.errors import AppError
+from app.domain.idcard import valid_id_number
+from app.security.auditlog import AuditLog, Event
+from app.security.fieldcrypt import FieldCipher
 from app.security.passwords import hash_secret, verify_secret
 from app.security.querycodes import QueryCodes
 from app.security.ratelimit import FailureLimiter
+from app.security.rbac import Perm, Principal, require
 
 _PHONE = re.compile(r"^1[3-9]\d{9}$")
 
 
-def register(session: Session, phone: str, password: str, display_name: str | None) -> int:
+def register(
+    session: Session,
+    cipher: FieldCipher,
+    phone: str,
+    password: str,
+    name: str | None,
+    id_number: str | None = None,
+) -> int:
+    """Personal fields are stored only encrypted, with keyed hashes of phone and ID number for lookups."""
     if not _PHONE.match(phone):
         raise AppError("PHONE_FORMAT", 422)
     if len(password) < 8:
         raise AppError("PASSWORD_WEAK", 422)
+    if id_number is not None:
+        id_number = id_number.upper()
+        if not valid_id_number(id_number):
+            raise AppError("ID_NUMBER_FORMAT", 422)
+        taken = session.scalar(
+            select(OwnerAccount.id).where(
+                OwnerAccount.id_number_hash == cipher.search_hash("owner.id_number", id_number)
+            )
+        )
+        if taken is not None:
+            raise AppError("ID_NUMBER_EXISTS", 409)
     owner_id = session.scalar(
         pg_insert(OwnerAccount)
-        .values(phone=phone, password_hash=hash_secret(password), display_name=display_name)
-        .on_conflict_do_nothing(index_elements=["phone"])
+        .values(
+            phone_hash=cipher.search_hash("owner.phone", phone),
+            phone_enc=cipher.encrypt("owner.phone", phone),
+            name_enc=cipher.encrypt("owner.name", name) if name else None,
+            id_number_hash=cipher.search_hash("owner.id_number", id_number) if id_number else None,
+            id_number_enc=cipher.encrypt("owner.id_number", id_number) if id_number else None,
+            password_hash=hash_secret(password),
+        )
+        .on_conflict_do_nothing(index_elements=["phone_hash"])
         .returning(OwnerAccount.id)
     )
     if owner_id is None:
@@ -32,11 +65,13 @@ def register(session: Session, phone: str, password: str, display_name: str | No
 
 
 def authenticate(
-    session: Session, limiter: FailureLimiter, phone: str, password: str, client_ip: str
+    session: Session, cipher: FieldCipher, limiter: FailureLimiter, phone: str, password: str, client_ip: str
 ) -> int | None:
     subjects = {f"owner:{phone}": 1, f"ip:{client_ip}": 10}
     limiter.check(session, subjects)
-    acct = session.scalar(select(OwnerAccount).where(OwnerAccount.phone == phone))
+    acct = session.scalar(
+        select(OwnerAccount).where(OwnerAccount.phone_hash == cipher.search_hash("owner.phone", phone))
+    )
     if acct is None or not verify_secret(acct.password_hash, password):
         limiter.record_failure(session, subjects)
         return None
@@ -75,4 +110,60 @@ def vehicles(session: Session, owner_id: int) -> list[str]:
             .where(OwnerVehicle.owner_id == owner_id)
             .order_by(OwnerVehicle.verified_at)
         )
+    )
+
+
+def grant(
+    session: Session, audit: AuditLog, who: Principal, vin: str, uscc: str, days: int, max_days: int
+) -> tuple[int, datetime]:
+    """The owner lets one enterprise read this car's history until the grant expires or is revoked."""
+    require(who, Perm.GRANT_MANAGE)
+    if not 1 <= days <= max_days:
+        raise AppError("GRANT_DAYS_INVALID", 422)
+    if not owns(session, who.id, vin):
+        raise AppError("VEHICLE_NOT_BOUND", 403)
+    ent_id = session.scalar(select(Enterprise.id).where(Enterprise.uscc == uscc))
+    if ent_id is None:
+        raise AppError("ENTERPRISE_NOT_FOUND", 404)
+    expires = now() + timedelta(days=days)
+    grant_id = session.scalar(
+        insert(HistoryGrant)
+        .values(owner_id=who.id, vin=vin, enterprise_id=ent_id, expires_at=expires)
+        .returning(HistoryGrant.id)
+    )
+    assert grant_id is not None
+    audit.record(
+        session,
+        Event(
+            who.actor_kind,
+            str(who.id),
+            "grant.create",
+            vin,
+            "success",
+            {"enterprise": uscc, "days": days},
+            who.request_id,
+            who.client_ip,
+        ),
+    )
+    return grant_id, expires
+
+
+def revoke_grant(session: Session, audit: AuditLog, who: Principal, grant_id: int) -> None:
+    require(who, Perm.GRANT_MANAGE)
+    g = session.get(HistoryGrant, grant_id)
+    if g is None or g.owner_id != who.id:
+        raise AppError("GRANT_NOT_FOUND", 404)
+    g.revoked_at = g.revoked_at or now()
+    audit.record(
+        session,
+        Event(
+            who.actor_kind,
+            str(who.id),
+            "grant.revoke",
+            g.vin,
+            "success",
+            {"grant": grant_id},
+            who.request_id,
+            who.client_ip,
+        ),
     )

@@ -1,8 +1,10 @@
 """One throwaway PostgreSQL cluster and one MinIO server for the whole session, and the app on them."""
 
 import secrets
+import time
 import uuid
 
+import pyotp
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -12,6 +14,8 @@ from app.devtools.minio import MinioServer
 from app.devtools.postgres import PostgresCluster
 from app.devtools.samples import make_enterprise, make_vin
 from app.main import create_app
+from app.security.rbac import Role
+from app.services import staff
 from app.settings import Settings
 
 
@@ -48,6 +52,7 @@ def settings(database_url, minio):
         s3_access_key=minio.access_key,
         s3_secret_key=minio.secret_key,
         secret_key=secrets.token_hex(32),
+        field_key=secrets.token_hex(32),
         db_pool_size=5,
     )
 
@@ -101,3 +106,67 @@ def vin():
 @pytest.fixture
 def settlement_no():
     return "JS-" + uuid.uuid4().hex[:12].upper()
+
+
+STAFF_PASSWORD = "Str0ng-Passw0rd!"
+
+
+class Staff:
+    """A staff account and its TOTP secret, logged in over the API."""
+
+    def __init__(self, client: TestClient, username: str, secret: str, staff_id: int) -> None:
+        self.client, self.username, self.secret, self.staff_id = client, username, secret, staff_id
+        self.password = STAFF_PASSWORD
+        self.headers: dict[str, str] = {}
+
+    def code(self, offset: int = 0) -> str:
+        # codes of the previous and next 30 s step are accepted once each, so a test can log in
+        # up to three times in a row: offset -1, then 0, then 1
+        return pyotp.TOTP(self.secret).at(time.time() + 30 * offset)
+
+    def login(self, offset: int = 0, password: str | None = None, code: str | None = None):
+        r = self.client.post(
+            "/api/v1/staff/token",
+            json={
+                "username": self.username,
+                "password": password or self.password,
+                "totp_code": code or self.code(offset),
+            },
+        )
+        if r.status_code == 200:
+            self.headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        return r
+
+
+@pytest.fixture(scope="session")
+def admins(client) -> dict[Role, Staff]:
+    """The three administrators, bootstrapped once as an operator would at install time."""
+    rt = client.app.state.runtime
+    out = {}
+    for role in (Role.SYSTEM_ADMIN, Role.SECURITY_ADMIN, Role.AUDIT_ADMIN):
+        name = f"{role.value.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
+        with rt.db.transaction() as s:
+            made = staff.bootstrap(s, rt.crypto, rt.audit, 12, name, STAFF_PASSWORD, role)
+        out[role] = Staff(client, name, made.totp_secret, made.staff_id)
+        assert out[role].login().status_code == 200
+    return out
+
+
+def new_staff(client, admins, role: Role | None = None, region: str | None = None) -> Staff:
+    """An account made by the system administrator and given its role by the security administrator."""
+    name = "u-" + uuid.uuid4().hex[:10]
+    r = client.post(
+        "/api/v1/admin/staff",
+        json={"username": name, "password": STAFF_PASSWORD},
+        headers=admins[Role.SYSTEM_ADMIN].headers,
+    )
+    assert r.status_code == 201, r.text
+    who = Staff(client, name, r.json()["totp_secret"], r.json()["staff_id"])
+    if role is not None:
+        r = client.put(
+            f"/api/v1/admin/staff/{who.staff_id}/role",
+            json={"role": role.value, "region_code": region},
+            headers=admins[Role.SECURITY_ADMIN].headers,
+        )
+        assert r.status_code == 204, r.text
+    return who

@@ -58,7 +58,10 @@ def test_history_needs_a_verified_vehicle_and_shows_latest_versions_only(client,
 
     with engine.connect() as conn:
         audit = conn.execute(
-            sa.text("SELECT actor_kind, action, subject, request_id FROM audit.read_log WHERE subject = :v"),
+            sa.text(
+                "SELECT actor_kind, action, subject, request_id FROM audit.event"
+                " WHERE subject = :v AND outcome = 'success'"
+            ),
             {"v": vin},
         ).all()
     assert len(audit) == 1 and audit[0][:3] == ("owner", "vehicle_history", vin) and audit[0][3]

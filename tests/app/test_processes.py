@@ -21,6 +21,7 @@ def env_for(settings, **extra):
         "PBOX_S3_ACCESS_KEY": settings.s3_access_key,
         "PBOX_S3_SECRET_KEY": settings.s3_secret_key.get_secret_value(),
         "PBOX_SECRET_KEY": settings.secret_key.get_secret_value(),
+        "PBOX_FIELD_KEY": settings.field_key.get_secret_value(),
         **extra,
     }
 

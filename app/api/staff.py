@@ -1,0 +1,186 @@
+"""Staff API: login with password + TOTP, logout, password change; administration under separated duties."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from app.api.deps import BearerDep, RuntimeDep, StaffDep, client_ip
+from app.api.errors import ERROR_RESPONSES
+from app.db.models import AuditEvent
+from app.domain.errors import AppError
+from app.security import auditlog
+from app.security.auditlog import Event
+from app.security.rbac import Perm, Role, require
+from app.services import staff
+
+router = APIRouter(prefix="/api/v1/staff", tags=["工作人员"], responses=ERROR_RESPONSES)
+admin = APIRouter(prefix="/api/v1/admin", tags=["管理员"], responses=ERROR_RESPONSES)
+
+
+class LoginIn(BaseModel):
+    username: str = Field(max_length=40)
+    password: str = Field(max_length=200)
+    totp_code: str = Field(max_length=10, description="动态口令（TOTP，6 位）")
+
+
+class SessionOut(BaseModel):
+    access_token: str
+    idle_timeout_seconds: int
+
+
+class PasswordIn(LoginIn):
+    new_password: str = Field(max_length=200)
+
+
+@router.post("/token", summary="工作人员登录（密码 + 动态口令）")
+def login(body: LoginIn, rt: RuntimeDep, request: Request) -> SessionOut:
+    with rt.db.transaction() as s:
+        result = rt.staff_auth.login(
+            s, body.username, body.password, body.totp_code, client_ip(request), request.state.request_id
+        )
+    # committed first: the failure counter and the audit record outlive the refusal
+    if result.error is not None:
+        raise result.error
+    assert result.token is not None
+    return SessionOut(access_token=result.token, idle_timeout_seconds=rt.settings.staff_idle_timeout_seconds)
+
+
+@router.post(
+    "/password", status_code=204, summary="修改密码", description="密码过期后也以此修改；修改后全部会话失效。"
+)
+def change_password(body: PasswordIn, rt: RuntimeDep, request: Request) -> None:
+    with rt.db.transaction() as s:
+        error = rt.staff_auth.change_password(
+            s,
+            body.username,
+            body.password,
+            body.totp_code,
+            body.new_password,
+            client_ip(request),
+            request.state.request_id,
+        )
+    if error is not None:
+        raise error
+
+
+@router.post("/logout", status_code=204, summary="退出登录（注销本会话）")
+def logout(who: StaffDep, cred: BearerDep, rt: RuntimeDep) -> None:
+    assert isinstance(cred, HTTPAuthorizationCredentials)  # StaffDep has already refused a missing one
+    with rt.db.transaction() as s:
+        rt.staff_auth.logout(s, cred.credentials)
+        rt.audit.record(
+            s,
+            Event(
+                who.actor_kind,
+                str(who.id),
+                "staff.logout",
+                f"staff:{who.id}",
+                request_id=who.request_id,
+                client_ip=who.client_ip,
+            ),
+        )
+
+
+class StaffIn(BaseModel):
+    username: str = Field(max_length=40)
+    password: str = Field(max_length=200, description="初始密码，须符合密码策略")
+    display_name: str | None = Field(default=None, max_length=50)
+
+
+class StaffOut(BaseModel):
+    staff_id: int
+    totp_secret: str = Field(description="动态口令密钥，仅此一次显示")
+    totp_uri: str
+
+
+class RoleIn(BaseModel):
+    role: Role
+    region_code: str | None = Field(default=None, pattern=r"^\d{6}$", description="监管人员的管辖区域")
+
+
+@admin.post("/staff", status_code=201, summary="创建工作人员账户（系统管理员）")
+def create_staff(body: StaffIn, who: StaffDep, rt: RuntimeDep) -> StaffOut:
+    with rt.db.transaction() as s:
+        made = staff.create(
+            s,
+            rt.crypto,
+            rt.audit,
+            rt.settings.staff_password_min_length,
+            who,
+            body.username,
+            body.password,
+            body.display_name,
+        )
+    return StaffOut(staff_id=made.staff_id, totp_secret=made.totp_secret, totp_uri=made.totp_uri)
+
+
+@admin.post("/staff/{staff_id}/disable", status_code=204, summary="停用账户（系统管理员）")
+def disable_staff(staff_id: int, who: StaffDep, rt: RuntimeDep) -> None:
+    with rt.db.transaction() as s:
+        staff.disable(s, rt.audit, who, staff_id)
+
+
+@admin.put("/staff/{staff_id}/role", status_code=204, summary="分配角色（安全管理员，不能给自己）")
+def assign_role(staff_id: int, body: RoleIn, who: StaffDep, rt: RuntimeDep) -> None:
+    with rt.db.transaction() as s:
+        staff.assign_role(s, rt.audit, who, staff_id, body.role, body.region_code)
+
+
+@admin.post("/staff/{staff_id}/sessions/revoke", summary="注销该账户全部会话（安全管理员）")
+def revoke_sessions(staff_id: int, who: StaffDep, rt: RuntimeDep) -> dict[str, int]:
+    with rt.db.transaction() as s:
+        return {"revoked": staff.revoke_sessions(s, rt.audit, who, staff_id)}
+
+
+class EventOut(BaseModel):
+    seq: int
+    at: datetime
+    actor_kind: str
+    actor_id: str
+    action: str
+    subject: str
+    outcome: str
+    detail: dict[str, Any]
+    request_id: str | None
+    client_ip: str | None
+    hash: str
+
+
+@admin.get("/audit/events", summary="查阅审计日志（审计管理员）")
+def audit_events(
+    who: StaffDep,
+    rt: RuntimeDep,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[EventOut]:
+    with rt.db.transaction() as s:
+        require(who, Perm.AUDIT_READ)
+        rt.audit.record(
+            s,
+            Event(
+                who.actor_kind,
+                str(who.id),
+                "audit.read",
+                f"after:{after_seq}",
+                request_id=who.request_id,
+                client_ip=who.client_ip,
+            ),
+        )
+        rows = s.scalars(
+            select(AuditEvent).where(AuditEvent.seq > after_seq).order_by(AuditEvent.seq).limit(limit)
+        )
+        return [EventOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+@admin.get("/audit/verify", summary="校验审计日志哈希链（审计管理员）")
+def audit_verify(who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
+    with rt.db.transaction() as s:
+        require(who, Perm.AUDIT_READ)
+        report = auditlog.verify(s)
+    if not report.ok:
+        raise AppError("AUDIT_CHAIN_BROKEN", 409, f"审计日志第 {report.broken_seq} 条：{report.reason}")
+    return {"ok": True, "checked": report.checked, "head": report.head}

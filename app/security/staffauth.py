@@ -1,0 +1,187 @@
+"""Staff authentication (GB/T 22239 8.1.4.1): password + TOTP, lockout, idle timeout, revocable sessions.
+
+Login and password-change outcomes are returned rather than raised, so a failure (the counter that
+leads to the lockout, and its audit event) is committed before the caller refuses the request.
+"""
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pyotp
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.db.models import StaffAccount, StaffSession
+from app.domain.clock import now
+from app.domain.errors import AppError
+from app.security.auditlog import AuditLog, Event
+from app.security.fieldcrypt import FieldCipher
+from app.security.passwords import hash_secret, verify_secret
+from app.security.rbac import Principal, Role
+from app.settings import Settings
+
+TOTP_FIELD = "staff.totp"
+_CLASSES = (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^a-zA-Z0-9]")
+
+
+def check_password_policy(password: str, username: str, min_length: int) -> None:
+    classes = sum(bool(re.search(c, password)) for c in _CLASSES)
+    if len(password) < min_length or classes < 3 or username.lower() in password.lower():
+        raise AppError("PASSWORD_POLICY", 422)
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()
+
+
+def _token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    token: str | None = None
+    error: AppError | None = None
+
+
+class StaffAuth:
+    def __init__(self, settings: Settings, cipher: FieldCipher, audit: AuditLog) -> None:
+        self.s = settings
+        self.cipher = cipher
+        self.audit = audit
+
+    def _totp_step(self, acct: StaffAccount, code: str) -> int | None:
+        """The time step the code belongs to (one step of clock drift allowed), if it is valid and new."""
+        totp = pyotp.TOTP(self.cipher.decrypt(TOTP_FIELD, acct.totp_enc))
+        at = now()
+        for drift in (-1, 0, 1):
+            moment = at + timedelta(seconds=drift * totp.interval)
+            step = totp.timecode(moment)
+            # a code already used (or older) is refused: a watched code cannot be replayed
+            if step > acct.totp_last_step and secrets.compare_digest(totp.at(moment), code.strip()):
+                return step
+        return None
+
+    def _credentials(self, session: Session, username: str, password: str, code: str) -> StaffAccount | None:
+        """The account if password and code are right; the account's lockout counter is kept here."""
+        acct = session.scalar(select(StaffAccount).where(StaffAccount.username == username).with_for_update())
+        password_ok = verify_secret(acct.password_hash if acct else None, password)
+        if acct is None or acct.disabled_at is not None:
+            return None
+        if acct.locked_until is not None and acct.locked_until > now():
+            raise AppError("ACCOUNT_LOCKED", 403)
+        step = self._totp_step(acct, code) if password_ok else None
+        if step is None:
+            acct.failed_logins += 1
+            if acct.failed_logins >= self.s.staff_lockout_threshold:
+                acct.failed_logins = 0
+                acct.locked_until = now() + timedelta(seconds=self.s.staff_lockout_seconds)
+            return None
+        acct.failed_logins, acct.locked_until, acct.totp_last_step = 0, None, step
+        return acct
+
+    def login(
+        self, session: Session, username: str, password: str, code: str, ip: str, request_id: str | None
+    ) -> LoginResult:
+        def event(outcome: str, reason: str, actor: str = username) -> Event:
+            return Event(
+                "staff",
+                actor,
+                "staff.login",
+                username[:60],
+                outcome,
+                {"reason": reason},  # type: ignore[arg-type]
+                request_id,
+                ip,
+            )
+
+        try:
+            acct = self._credentials(session, username, password, code)
+        except AppError as exc:
+            self.audit.record(session, event("failure", exc.code))
+            return LoginResult(error=exc)
+        if acct is None:
+            self.audit.record(session, event("failure", "STAFF_INVALID_CREDENTIALS"))
+            return LoginResult(error=AppError("STAFF_INVALID_CREDENTIALS", 401))
+        if acct.password_changed_at < now() - timedelta(days=self.s.staff_password_max_age_days):
+            self.audit.record(session, event("failure", "PASSWORD_EXPIRED", str(acct.id)))
+            return LoginResult(error=AppError("PASSWORD_EXPIRED", 403))
+        token = "st_" + secrets.token_urlsafe(32)
+        session.add(StaffSession(token_hash=_token_hash(token), staff_id=acct.id))
+        self.audit.record(session, event("success", "ok", str(acct.id)))
+        return LoginResult(token=token)
+
+    def change_password(
+        self, session: Session, username: str, old: str, code: str, new: str, ip: str, request_id: str | None
+    ) -> AppError | None:
+        """Also the way out of an expired password, so it takes the full credentials, not a session."""
+        try:
+            acct = self._credentials(session, username, old, code)
+        except AppError as exc:
+            acct, error = None, exc
+        else:
+            error = None if acct else AppError("STAFF_INVALID_CREDENTIALS", 401)
+        if acct is not None:
+            try:
+                check_password_policy(new, username, self.s.staff_password_min_length)
+                if verify_secret(acct.password_hash, new):
+                    raise AppError("PASSWORD_REUSED", 422)
+            except AppError as exc:
+                error = exc
+            else:
+                acct.password_hash, acct.password_changed_at = hash_secret(new), now()
+                revoke_all(session, acct.id)
+        self.audit.record(
+            session,
+            Event(
+                "staff",
+                str(acct.id) if acct else username[:60],
+                "staff.password_change",
+                username[:60],
+                "failure" if error else "success",
+                {"reason": error.code if error else "ok"},
+                request_id,
+                ip,
+            ),
+        )
+        return error
+
+    def principal(self, session: Session, token: str, ip: str, request_id: str | None) -> Principal:
+        """The staff member behind a session token; refreshes the session's idle clock."""
+        row = session.execute(
+            select(StaffSession, StaffAccount)
+            .join(StaffAccount, StaffAccount.id == StaffSession.staff_id)
+            .where(StaffSession.token_hash == _token_hash(token))
+        ).first()
+        if row is None:
+            raise AppError("TOKEN_INVALID", 401)
+        sess, acct = row
+        t = now()
+        if sess.revoked_at is not None or acct.disabled_at is not None:
+            raise AppError("SESSION_REVOKED", 401)
+        if t - sess.last_seen_at > timedelta(
+            seconds=self.s.staff_idle_timeout_seconds
+        ) or t - sess.created_at > timedelta(seconds=self.s.staff_session_max_seconds):
+            raise AppError("SESSION_EXPIRED", 401)
+        sess.last_seen_at = t
+        role = Role(acct.role) if acct.role else None
+        return Principal(role, acct.id, request_id, ip, region_code=acct.region_code)
+
+    def logout(self, session: Session, token: str) -> None:
+        session.execute(
+            update(StaffSession)
+            .where(StaffSession.token_hash == _token_hash(token), StaffSession.revoked_at.is_(None))
+            .values(revoked_at=now())
+        )
+
+
+def revoke_all(session: Session, staff_id: int) -> int:
+    done = session.execute(
+        update(StaffSession)
+        .where(StaffSession.staff_id == staff_id, StaffSession.revoked_at.is_(None))
+        .values(revoked_at=now())
+    )
+    return int(done.rowcount)  # type: ignore[attr-defined]
