@@ -33,15 +33,20 @@ def minio():
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def database_url(pg):
+def migrated_database(pg, name: str) -> str:
+    """A new database on the session's cluster, at the latest schema; returns its URL."""
     engine = sa.create_engine(pg.url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(sa.text("CREATE DATABASE pbox"))
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
     engine.dispose()
-    url = pg.url.rsplit("/", 1)[0] + "/pbox"
+    url = pg.url.rsplit("/", 1)[0] + "/" + name
     upgrade(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def database_url(pg):
+    return migrated_database(pg, "pbox")
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from app.db.migrate import upgrade
 from app.db.session import Database
 from app.security.auditlog import AuditLog, Event
 from app.security.rbac import Role
-from tests.app.conftest import Shop
+from tests.app.conftest import Shop, migrated_database
 from tests.app.test_api_owner import new_owner
 
 
@@ -52,13 +51,7 @@ def test_audit_admin_verifies_the_live_chain(client, admins):
 @pytest.fixture(scope="module")
 def scratch_url(pg):
     """A database of its own: these tests break its chain on purpose."""
-    admin = sa.create_engine(pg.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text("CREATE DATABASE pbox_tamper"))
-    admin.dispose()
-    url = pg.url.rsplit("/", 1)[0] + "/pbox_tamper"
-    upgrade(url)
-    return url
+    return migrated_database(pg, "pbox_tamper")
 
 
 def verify_log(url):
