@@ -48,10 +48,11 @@ def _deb822_entries(text: str) -> list[dict[str, str]]:
 def _one_line_entries(text: str) -> list[dict[str, str]]:
     entries = []
     for line in text.splitlines():
-        line = re.sub(r"\[[^\]]*\]", "", line.split("#", 1)[0]).split()  # type: ignore[assignment]
-        if len(line) >= 3 and line[0] == "deb":
-            entries.append({"types": "deb", "uris": line[1], "suites": line[2],
-                            "components": " ".join(line[3:])})
+        # "deb [options] uri suite components…", comments and options dropped
+        words = re.sub(r"\[[^\]]*\]", "", line.split("#", 1)[0]).split()
+        if len(words) >= 3 and words[0] == "deb":
+            entries.append({"types": "deb", "uris": words[1], "suites": words[2],
+                            "components": " ".join(words[3:])})
     return entries
 
 
