@@ -21,7 +21,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -392,13 +391,3 @@ def stop_guest(pid: int, state_dir: Path, timeout: float = 10.0) -> None:
         process.terminate(pid, timeout=timeout)
     (state_dir / "qemu.pid").unlink(missing_ok=True)
     _umount(state_dir / "mnt")  # a crash while personalising may have left the disk mounted
-
-
-def wait_for_ssh(host: LabHost, timeout: float = 120.0) -> float:
-    """Seconds until the guest's SSH port answers (for measurements and the lab's own checks)."""
-    from pbox.lab.services import port_open
-
-    t0 = time.monotonic()
-    if not process.wait_for(lambda: port_open(str(host.address), 22), timeout, interval=0.2):
-        raise KvmError(f"{host.name}: no SSH on {host.address} after {timeout:.0f}s")
-    return time.monotonic() - t0

@@ -6,12 +6,11 @@ than production, but keeps the same inventory groups and the same multi-host top
 
 import ipaddress
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import yaml
 
-from pbox.lab.network_plan import PROFILE_SUBNET, place
+from pbox.lab.network_plan import LINK_PREFIX, NETNS_PREFIX, PROFILE_SUBNET, place
 from pbox.paths import INVENTORIES
 
 HostKind = Literal["container", "kvm"]
@@ -32,14 +31,10 @@ class LabHost:
 
     @property
     def netns(self) -> str:
-        from pbox.lab.network_plan import NETNS_PREFIX
-
         return f"{NETNS_PREFIX}{self.name}"
 
     @property
     def link(self) -> str:
-        from pbox.lab.network_plan import LINK_PREFIX
-
         return f"{LINK_PREFIX}{self.name}"
 
 
@@ -98,7 +93,3 @@ def parse_profile(name: str, data: object) -> Profile:
         hosts.append(LabHost(hname, place(addr), tuple(groups), kind, int(spec.get("memory_mb", 1024)),
                              dict(spec.get("vars") or {})))
     return Profile(name, str(data.get("description", "")), tuple(hosts))
-
-
-def profile_path(name: str) -> Path:
-    return INVENTORIES / name / "lab.yml"
