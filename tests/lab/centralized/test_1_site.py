@@ -1,34 +1,21 @@
-"""The centralized (集中式) profile in the lab: one deployment of site.yml shared by every test,
-then smoke through the load balancer, replication, services, idempotence, a broken host."""
+"""The centralized (集中式) profile: the deployment succeeded, then smoke through the load balancer,
+replication, TLS policy, every service running."""
 
 import socket
 import ssl
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from pbox.lab import lab
 from pbox.paths import REPO
 from tests.lab import deploy_checks as checks
-from tests.lab.conftest import assert_down_leaves_nothing, bring_up, host_run
-
-BIN = Path(sys.executable).parent
-PROFILE = "centralized"
-TIMINGS: dict[str, float] = {}
-
-
-@pytest.fixture(scope="module")
-def centralized():
-    prof, pids = bring_up(PROFILE)
-    yield prof, pids
-    lab.down(lambda _: None)
+from tests.lab.centralized.conftest import BIN, PROFILE
+from tests.lab.conftest import host_run
 
 
 def test_ansible_ping_every_host(centralized):
-    prof, _ = centralized
+    prof = centralized.prof
     inv = str(lab.LAB_INVENTORY / "hosts.yml")
     r = subprocess.run([str(BIN / "ansible"), "-i", inv, "all", "-m", "ping"], capture_output=True, text=True,
                        cwd=REPO, check=False)
@@ -37,23 +24,21 @@ def test_ansible_ping_every_host(centralized):
 
 
 def test_pbox_deploy_runs_site_yml(centralized):
-    t0 = time.monotonic()
-    r = subprocess.run([str(BIN / "pbox"), "deploy"], capture_output=True, text=True, cwd=REPO, check=False)
-    TIMINGS["fresh"] = time.monotonic() - t0
+    r = centralized.deploy
     assert r.returncode == 0, r.stdout[-8000:] + r.stderr[-3000:]
     assert "deploy succeeded" in r.stdout
     assert "deploy summary" in r.stdout
 
 
 def test_upload_read_attachment_through_the_load_balancer(centralized):
-    prof, _ = centralized
+    prof = centralized.prof
     lb = prof.host("lb1")
     rec = checks.smoke(str(lb.address), PROFILE)
     checks.replica_has_record(prof.host("db2"), rec["record_id"])
 
 
 def test_load_balancer_tls_policy(centralized):
-    prof, _ = centralized
+    prof = centralized.prof
     addr = str(prof.host("lb1").address)
     ctx = ssl.create_default_context(cafile=str(checks.ca_file(PROFILE)))
     ctx.set_alpn_protocols(["h2", "http/1.1"])
@@ -70,7 +55,7 @@ def test_load_balancer_tls_policy(centralized):
 
 
 def test_replication_is_tls_and_uses_a_slot(centralized):
-    prof, _ = centralized
+    prof = centralized.prof
     db1 = prof.host("db1")
     out = host_run(db1, "sudo", "-u", "postgres", "psql", "-Atc",
                    "SELECT s.ssl, r.state FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)")
@@ -80,20 +65,5 @@ def test_replication_is_tls_and_uses_a_slot(centralized):
 
 
 def test_every_service_enabled_and_running(centralized):
-    prof, _ = centralized
+    prof = centralized.prof
     checks.services_enabled_and_running(prof)
-
-
-def test_second_deploy_changes_nothing(centralized):
-    TIMINGS["rerun"] = checks.assert_idempotent()
-
-
-def test_broken_host_named_and_rerun_converges(centralized):
-    prof, _ = centralized
-    checks.broken_host_deploy(prof, "app2")
-
-
-def test_down_leaves_nothing(centralized, clean_controller):
-    _, pids = centralized
-    print(f"\ncentralized deploy timings: {TIMINGS}")
-    assert_down_leaves_nothing(clean_controller, pids)
