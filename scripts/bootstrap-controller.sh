@@ -7,7 +7,7 @@ set -euo pipefail
 VENV=${VENV:-.venv}
 PACKAGES=(
   systemd-container debootstrap apt-cacher-ng iproute2 openssh-client zstd rsync curl
-  qemu-system-x86 qemu-utils postgresql postgresql-contrib sshpass
+  qemu-system-x86 qemu-utils postgresql postgresql-contrib sshpass wireguard-tools
 )
 
 missing=()
