@@ -82,6 +82,18 @@ def check_prerequisites() -> None:
     missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
     if missing:
         raise LabError(f"missing tools: {', '.join(missing)} (run `make deps`)")
+    _ensure_inotify_instances()
+
+
+# Every booted container's systemd holds inotify instances, all counted against root on the
+# controller; the kernel's default of 128 runs out near 15 hosts (path units then fail at boot).
+INOTIFY_INSTANCES = 1024
+
+
+def _ensure_inotify_instances() -> None:
+    knob = Path("/proc/sys/fs/inotify/max_user_instances")
+    if int(knob.read_text()) < INOTIFY_INSTANCES:
+        knob.write_text(f"{INOTIFY_INSTANCES}\n")
 
 
 def _ensure_ssh_key() -> str:
