@@ -3,6 +3,7 @@ owner's time-limited authorizations for enterprises to read the car's history.""
 
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -167,3 +168,27 @@ def revoke_grant(session: Session, audit: AuditLog, who: Principal, grant_id: in
             who.client_ip,
         ),
     )
+
+
+def grants_of_owner(session: Session, who: Principal) -> list[dict[str, Any]]:
+    """An owner's grants, live and past, with the enterprise each was given to."""
+    rows = session.execute(
+        select(HistoryGrant, Enterprise.name, Enterprise.uscc)
+        .join(Enterprise, Enterprise.id == HistoryGrant.enterprise_id)
+        .where(HistoryGrant.owner_id == who.id)
+        .order_by(HistoryGrant.created_at.desc(), HistoryGrant.id.desc())
+    ).all()
+    t: datetime = now()
+    return [
+        {
+            "grant_id": g.id,
+            "vin": g.vin,
+            "enterprise_name": name,
+            "enterprise_uscc": uscc,
+            "created_at": g.created_at,
+            "expires_at": g.expires_at,
+            "revoked_at": g.revoked_at,
+            "active": g.revoked_at is None and g.expires_at > t,
+        }
+        for g, name, uscc in rows
+    ]

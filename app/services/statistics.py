@@ -1,0 +1,308 @@
+"""Statistics for a regulator's region over a period: repair volume by region, enterprise, brand and
+repair type; parts usage; ratings; complaints; upload coverage. Each table is one SQL statement.
+
+Periods are calendar days in Beijing time, both ends included. Volumes count live repairs (latest
+version, not withdrawn) by settlement date; ratings and complaints count by the day they were made;
+upload coverage counts versions received (uploads and corrections) by the day of receipt.
+SQL text is assembled only from the constant fragments below; every value is a bound parameter.
+"""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.domain.errors import AppError
+from app.domain.reference import code_tables, regions
+from app.security.rbac import Perm, Principal, region_prefix, require, require_region
+from app.services.complaints import STATUS_NAMES
+from app.services.ratings import DIMENSIONS
+
+TOP = 50  # rows kept of the long tables (enterprises, parts, stopped uploaders)
+MAX_DAYS = 3 * 366
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Table:
+    key: str
+    title: str
+    columns: tuple[Column, ...]
+    chart: tuple[str, str] | None = None  # (label column, value column) for the bar chart
+
+
+def _c(*pairs: str) -> tuple[Column, ...]:
+    return tuple(Column(pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2))
+
+
+TABLES: tuple[Table, ...] = (
+    Table(
+        "by_region",
+        "维修量（按地区）",
+        _c(
+            "region_code",
+            "区划代码",
+            "region_name",
+            "地区",
+            "records",
+            "维修次数",
+            "amount",
+            "维修金额（元）",
+        ),
+        ("region_name", "records"),
+    ),
+    Table(
+        "by_enterprise",
+        f"维修量（按企业，前 {TOP} 名）",
+        _c("uscc", "统一社会信用代码", "name", "企业名称", "records", "维修次数", "amount", "维修金额（元）"),
+        ("name", "records"),
+    ),
+    Table("by_brand", "维修量（按品牌）", _c("brand", "品牌", "records", "维修次数"), ("brand", "records")),
+    Table(
+        "by_repair_type",
+        "维修量（按维修类别）",
+        _c("repair_type", "类别代码", "repair_type_name", "维修类别", "records", "维修次数"),
+        ("repair_type_name", "records"),
+    ),
+    Table(
+        "parts",
+        f"配件使用（按用量，前 {TOP} 名）",
+        _c("name", "配件名称", "kind_name", "配件属性", "lines", "使用次数", "quantity", "数量"),
+        ("name", "quantity"),
+    ),
+    Table(
+        "ratings",
+        "评价（各项平均分与分布）",
+        _c(
+            "dimension_name",
+            "评价项目",
+            "count",
+            "评价数",
+            "average",
+            "平均分",
+            "s1",
+            "1 分",
+            "s2",
+            "2 分",
+            "s3",
+            "3 分",
+            "s4",
+            "4 分",
+            "s5",
+            "5 分",
+        ),
+        ("dimension_name", "average"),
+    ),
+    Table(
+        "complaints",
+        "投诉（按状态）",
+        _c("status_name", "状态", "count", "件数", "overdue", "其中超期"),
+        ("status_name", "count"),
+    ),
+    Table(
+        "coverage",
+        f"上传情况（已停止上传的企业，前 {TOP} 家）",
+        _c("uscc", "统一社会信用代码", "name", "企业名称", "last_upload", "最近上传日期"),
+    ),
+)
+TABLE_KEYS = {t.key: t for t in TABLES}
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date
+
+    def check(self) -> None:
+        if self.start > self.end or (self.end - self.start).days > MAX_DAYS:
+            raise AppError("PERIOD_INVALID", 422)
+
+    def before(self) -> "Period":
+        """The period of the same length just before this one."""
+        days = (self.end - self.start).days + 1
+        return Period(self.start - timedelta(days=days), self.start - timedelta(days=1))
+
+
+def scope_of(who: Principal, region: str | None) -> str:
+    require(who, Perm.STATS_REGION)
+    assert who.region_code is not None
+    region = region or who.region_code
+    if region not in regions():
+        raise AppError("REGION_UNKNOWN", 422)
+    require_region(who, region)
+    return region
+
+
+def _grouping(scope: str) -> str:
+    """Break a province down by city, a city by county; a county is its own single row."""
+    return "left(e.region_code, 4) || '00'" if scope.endswith("0000") else "e.region_code"
+
+
+# live repairs of the scope's enterprises settled in the period, at their latest version
+_LIVE = """
+    FROM repair_record rr
+    JOIN enterprise e ON e.id = rr.enterprise_id
+    JOIN record_version rv ON rv.record_id = rr.id AND rv.version = rr.current_version
+                          AND rv.received_at = rr.current_received_at
+    WHERE rr.status = 'active' AND rr.settle_date BETWEEN :start AND :end AND e.region_code LIKE :prefix
+"""
+_PART_LINES = ", jsonb_array_elements(coalesce(rv.parts, jsonb_build_array())) part"
+# a day in Beijing time, for timestamps
+_DAY = "(({0}) AT TIME ZONE 'Asia/Shanghai')::date"
+
+
+def _money(v: Decimal | None) -> str:
+    return f"{(v or Decimal(0)):.2f}"
+
+
+def compute(session: Session, who: Principal, period: Period, region: str | None = None) -> dict[str, Any]:
+    period.check()
+    scope = scope_of(who, region)
+    p = {"start": period.start, "end": period.end, "prefix": region_prefix(scope) + "%"}
+    names = regions()
+    repair_types = code_tables()["repair_type"]
+    part_kinds = code_tables()["part_kind"]
+    q = session.execute
+
+    summary = q(text(f"SELECT count(*), sum(rv.total), count(DISTINCT rr.enterprise_id) {_LIVE}"), p).one()
+    by_region = [
+        {"region_code": code, "region_name": names.get(code, code), "records": n, "amount": _money(amt)}
+        for code, n, amt in q(
+            text(f"SELECT {_grouping(scope)} AS g, count(*), sum(rv.total) {_LIVE} GROUP BY g ORDER BY g"), p
+        )
+    ]
+    by_enterprise = [
+        {"uscc": uscc, "name": name, "records": n, "amount": _money(amt)}
+        for uscc, name, n, amt in q(
+            text(
+                f"SELECT e.uscc, e.name, count(*) AS n, sum(rv.total) {_LIVE}"
+                f" GROUP BY e.uscc, e.name ORDER BY n DESC, e.uscc LIMIT {TOP}"
+            ),
+            p,
+        )
+    ]
+    by_brand = [
+        {"brand": brand, "records": n}
+        for brand, n in q(
+            text(
+                "SELECT coalesce(v.brand, '未知') AS b, count(*) AS n"
+                f" {_LIVE.replace('WHERE', 'LEFT JOIN vehicle v ON v.vin = rr.vin WHERE')}"
+                " GROUP BY b ORDER BY n DESC, b"
+            ),
+            p,
+        )
+    ]
+    by_repair_type = [
+        {"repair_type": code, "repair_type_name": repair_types.get(code or "", "未填写"), "records": n}
+        for code, n in q(
+            text(f"SELECT rv.repair_type AS t, count(*) {_LIVE} GROUP BY t ORDER BY t NULLS LAST"), p
+        )
+    ]
+    parts = [
+        {"name": name, "kind": kind, "kind_name": part_kinds.get(kind or "", "未填写"), "lines": n,
+         "quantity": f"{qty.normalize():f}" if qty is not None else "0"}
+        for name, kind, n, qty in q(
+            text(
+                "SELECT part->>'name' AS name, part->>'kind' AS kind, count(*) AS n,"
+                " sum((part->>'quantity')::numeric) AS qty"
+                f" {_LIVE.replace('WHERE', _PART_LINES + ' WHERE')}"
+                f" GROUP BY name, kind ORDER BY qty DESC NULLS LAST, name, kind LIMIT {TOP}"
+            ),
+            p,
+        )
+    ]  # fmt: skip
+
+    rating_cols = ", ".join(
+        f"avg({d}), " + ", ".join(f"count(*) FILTER (WHERE {d} = {s})" for s in range(1, 6))
+        for d in DIMENSIONS
+    )
+    rated = q(
+        text(
+            f"SELECT count(*), {rating_cols} FROM rating r JOIN enterprise e ON e.id = r.enterprise_id"  # noqa: S608
+            f" WHERE {_DAY.format('r.created_at')} BETWEEN :start AND :end AND e.region_code LIKE :prefix"
+        ),
+        p,
+    ).one()
+    ratings = []
+    for i, (d, title) in enumerate(DIMENSIONS.items()):
+        avg, *dist = rated[1 + 6 * i : 7 + 6 * i]
+        ratings.append(
+            {"dimension": d, "dimension_name": title, "count": rated[0],
+             "average": None if avg is None else f"{avg:.2f}", **{f"s{s + 1}": dist[s] for s in range(5)}}
+        )  # fmt: skip
+
+    complaint_rows = q(
+        text(
+            "SELECT status, count(*), count(*) FILTER (WHERE status IN ('submitted', 'accepted', 'assigned')"  # noqa: S608
+            " AND deadline_at < now()),"
+            " avg(extract(epoch FROM closed_at - created_at)) FILTER (WHERE status = 'closed')"
+            f" FROM complaint WHERE {_DAY.format('created_at')} BETWEEN :start AND :end"
+            " AND region_code LIKE :prefix GROUP BY status"
+        ),
+        p,
+    ).all()
+    by_status = {s: (n, late, secs) for s, n, late, secs in complaint_rows}
+    complaints = [
+        {"status": s, "status_name": title, "count": by_status.get(s, (0,))[0],
+         "overdue": by_status.get(s, (0, 0))[1]}
+        for s, title in STATUS_NAMES.items()
+    ]  # fmt: skip
+    closed_secs = by_status.get("closed", (0, 0, None))[2]
+
+    before = period.before()
+    cov = {**p, "bstart": before.start}
+    coverage_sql = f"""
+        WITH up AS (
+            SELECT rv.enterprise_id, max({_DAY.format("rv.received_at")}) AS last,
+                   bool_or({_DAY.format("rv.received_at")} BETWEEN :start AND :end) AS now_,
+                   bool_or({_DAY.format("rv.received_at")} BETWEEN :bstart AND :start - 1) AS before_
+            FROM record_version rv
+            WHERE rv.received_at >= (CAST(:bstart AS timestamp) AT TIME ZONE 'Asia/Shanghai')
+              AND rv.received_at < (CAST(:end + 1 AS timestamp) AT TIME ZONE 'Asia/Shanghai')
+            GROUP BY rv.enterprise_id)
+        SELECT e.uscc, e.name, up.last, coalesce(up.now_, false), coalesce(up.before_, false)
+        FROM enterprise e LEFT JOIN up ON up.enterprise_id = e.id
+        WHERE e.region_code LIKE :prefix AND e.status = 'active'
+        ORDER BY up.last DESC NULLS LAST, e.uscc"""  # noqa: S608
+    enterprises = q(text(coverage_sql), cov).all()
+    stopped = [
+        {"uscc": uscc, "name": name, "last_upload": last}
+        for uscc, name, last, in_period, in_before in enterprises
+        if in_before and not in_period
+    ]
+    return {
+        "scope": {"region_code": scope, "region_name": names.get(scope, scope)},
+        "period": {"start": period.start, "end": period.end},
+        "summary": {
+            "records": summary[0],
+            "amount": _money(summary[1]),
+            "enterprises_with_records": summary[2],
+            "ratings": rated[0],
+            "complaints": sum(r["count"] for r in complaints),
+            "complaints_overdue": sum(r["overdue"] for r in complaints),
+            "complaint_avg_handling_hours": None
+            if closed_secs is None
+            else round(float(closed_secs) / 3600, 1),
+            "enterprises": len(enterprises),
+            "enterprises_uploading": sum(1 for row in enterprises if row[3]),
+            "enterprises_stopped": len(stopped),
+        },
+        "tables": {
+            "by_region": by_region,
+            "by_enterprise": by_enterprise,
+            "by_brand": by_brand,
+            "by_repair_type": by_repair_type,
+            "parts": parts,
+            "ratings": ratings,
+            "complaints": complaints,
+            "coverage": stopped[:TOP],
+        },
+    }
