@@ -9,7 +9,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from app.db.models import Enterprise, HistoryGrant, OwnerAccount, OwnerVehicle, RepairRecord
+from app.db.models import Enterprise, HistoryGrant, OwnerAccount, OwnerVehicle, RepairRecord, Vehicle
 from app.domain.clock import now
 from app.domain.errors import AppError
 from app.domain.idcard import valid_id_number
@@ -192,3 +192,14 @@ def grants_of_owner(session: Session, who: Principal) -> list[dict[str, Any]]:
         }
         for g, name, uscc in rows
     ]
+
+
+def vehicle_summaries(session: Session, owner_id: int) -> list[dict[str, Any]]:
+    """The owner's verified cars with what is known of them (plate, brand, model)."""
+    rows = session.execute(
+        select(OwnerVehicle.vin, OwnerVehicle.verified_at, Vehicle.plate_no, Vehicle.brand, Vehicle.model)
+        .outerjoin(Vehicle, Vehicle.vin == OwnerVehicle.vin)
+        .where(OwnerVehicle.owner_id == owner_id)
+        .order_by(OwnerVehicle.verified_at)
+    ).all()
+    return [r._asdict() for r in rows]
