@@ -28,9 +28,9 @@ def to_csv(stats: dict[str, Any], table_key: str) -> bytes:
     return ("\ufeff" + buf.getvalue()).encode()
 
 
-def _sheet_title(t: Table) -> str:
-    # sheet names: at most 31 characters, none of []:*?/\
-    return t.title.split("（")[0][:31]
+def sheet_title(t: Table) -> str:
+    """'维修量（按地区）' → '维修量-按地区': sheet names allow at most 31 characters, none of []:*?/\\."""
+    return t.title.replace("（", "-").replace("）", "")[:31]
 
 
 def to_xlsx(stats: dict[str, Any]) -> bytes:
@@ -44,7 +44,7 @@ def to_xlsx(stats: dict[str, Any]) -> bytes:
     for k, v in stats["summary"].items():
         info.append([k, _value(v)])
     for t in TABLES:
-        ws = wb.create_sheet(_sheet_title(t))
+        ws = wb.create_sheet(sheet_title(t))
         ws.append([c.title for c in t.columns])
         for cell in ws[1]:
             cell.font = Font(bold=True)

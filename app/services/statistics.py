@@ -211,10 +211,11 @@ def compute(session: Session, who: Principal, period: Period, region: str | None
          "quantity": f"{qty.normalize():f}" if qty is not None else "0"}
         for name, kind, n, qty in q(
             text(
-                "SELECT part->>'name' AS name, part->>'kind' AS kind, count(*) AS n,"
+                "SELECT part->>'name' AS part_name, part->>'kind' AS part_kind, count(*) AS n,"
                 " sum((part->>'quantity')::numeric) AS qty"
                 f" {_LIVE.replace('WHERE', _PART_LINES + ' WHERE')}"
-                f" GROUP BY name, kind ORDER BY qty DESC NULLS LAST, name, kind LIMIT {TOP}"
+                " GROUP BY part_name, part_kind"
+                f" ORDER BY qty DESC NULLS LAST, part_name, part_kind LIMIT {TOP}"
             ),
             p,
         )

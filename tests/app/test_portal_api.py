@@ -1,4 +1,4 @@
-"""The portal's JSON API: directory, ratings, complaints workflow, notices, 行驶证 claims, shop portal, PDF."""
+"""The portal's JSON API: directory, ratings, complaints, notices, 行驶证 claims, shop portal, PDF."""
 
 import io
 import uuid
@@ -20,7 +20,7 @@ SCORES = {"attitude": 5, "quality": 4, "efficiency": 3, "transparency": 4, "envi
 
 
 def bound_owner(client, shop: Shop, vin: str, settle: date | None = None, no: str | None = None):
-    """An owner who verified `vin` with the code of a repair `shop` just uploaded; returns (headers, record id)."""
+    """An owner who verified `vin` with the code of a repair `shop` just uploaded: (headers, record id)."""
     up = shop.upload(make_record(no or "R-" + uuid.uuid4().hex[:8], vin, settle=settle)).json()
     _, h = new_owner(client)
     r = client.post(f"{OWNER}/vehicles", json={"vin": vin, "query_code": up["query_code"]}, headers=h)
