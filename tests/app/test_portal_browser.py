@@ -95,7 +95,14 @@ def test_owner_binds_a_car_and_sees_a_repair_uploaded_a_moment_earlier(client, s
     phone = "136" + str(uuid.uuid4().int)[:8]
     sign_out(browser)
     browser.get(server + "/owner/register")
-    fill(browser, "register", phone=phone, display_name="张先生", password="browser pw 1", password2="browser pw 1")
+    fill(
+        browser,
+        "register",
+        phone=phone,
+        display_name="张先生",
+        password="browser pw 1",
+        password2="browser pw 1",
+    )
     assert "注册成功" in browser.page_source
     fill(browser, "login", password="browser pw 1")
     assert browser.find_element(By.TAG_NAME, "h1").text == "我的车辆"
@@ -150,7 +157,9 @@ def test_visitor_finds_a_shop_and_its_ratings(client, server, browser):
     _, h = new_owner(client)
     client.post("/api/v1/owner/vehicles", json={"vin": vin, "query_code": up["query_code"]}, headers=h)
     scores = {"attitude": 5, "quality": 4, "efficiency": 5, "transparency": 4, "environment": 3}
-    client.post(f"/api/v1/owner/records/{up['record_id']}/rating", json=scores | {"comment": "师傅很专业"}, headers=h)
+    client.post(
+        f"/api/v1/owner/records/{up['record_id']}/rating", json=scores | {"comment": "师傅很专业"}, headers=h
+    )
     sign_out(browser)
     browser.get(server + "/enterprises")
     Select(browser.find_element(By.ID, "region")).select_by_value("320100")
@@ -162,3 +171,35 @@ def test_visitor_finds_a_shop_and_its_ratings(client, server, browser):
     assert "师傅很专业" in browser.page_source and "王师傅" not in browser.page_source
     assert "排名第" in browser.find_element(By.ID, "standing").text
     screenshots(browser, "visitor-enterprise")
+
+
+def test_shop_staff_see_their_uploads_and_answer_a_rating(client, server, browser):
+    shop = Shop(client, name="企业门户浏览器测试汽修")
+    vin = make_vin()
+    up = shop.upload(make_record("SP-0001", vin)).json()
+    shop.upload(make_record("SP-0001", vin, fault="更正：右前轮异响"))
+    bad = make_record("SP-0002", vin)
+    bad["vehicle"]["vin"] = "LSVAM4187C2184840"  # wrong check digit
+    shop.batch([bad])
+    _, h = new_owner(client)
+    client.post("/api/v1/owner/vehicles", json={"vin": vin, "query_code": up["query_code"]}, headers=h)
+    scores = {"attitude": 4, "quality": 5, "efficiency": 4, "transparency": 5, "environment": 4}
+    client.post(
+        f"/api/v1/owner/records/{up['record_id']}/rating", json=scores | {"comment": "准时交车"}, headers=h
+    )
+    user = "staff-" + uuid.uuid4().hex[:6]
+    client.post(
+        "/api/v1/collection/users", json={"username": user, "password": "shop pass 1"}, headers=shop.headers
+    )
+    sign_out(browser)
+    browser.get(server + "/shop/login")
+    fill(browser, "login", username=user, password="shop pass 1")
+    uploads = browser.find_element(By.ID, "uploads").text
+    assert "SP-0001" in uploads and "已更正" in uploads
+    assert "SP-0002" in browser.find_element(By.ID, "rejections").text
+    assert "校验位错误" in browser.find_element(By.ID, "rejections").text
+    reply = browser.find_element(By.CSS_SELECTOR, "form[action^='/shop/ratings/']")
+    reply.find_element(By.NAME, "text").send_keys("感谢您的认可")
+    submit(browser, reply)
+    assert "本店答复：感谢您的认可" in browser.page_source
+    screenshots(browser, "shop-home")
