@@ -12,9 +12,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from app.db.models import Enterprise
 from app.domain.errors import AppError
 from app.domain.reference import code_tables, regions
 from app.security.rbac import Perm, Principal, region_prefix, require, require_region
@@ -154,6 +155,7 @@ _LIVE = """
                           AND rv.received_at = rr.current_received_at
     WHERE rr.status = 'active' AND rr.settle_date BETWEEN :start AND :end AND e.region_code LIKE :prefix
 """
+_WITH_BRAND = "LEFT JOIN vehicle v ON v.vin = rr.vin"
 _PART_LINES = ", jsonb_array_elements(coalesce(rv.parts, jsonb_build_array())) part"
 # a day in Beijing time, for timestamps
 _DAY = "(({0}) AT TIME ZONE 'Asia/Shanghai')::date"
@@ -172,39 +174,47 @@ def compute(session: Session, who: Principal, period: Period, region: str | None
     part_kinds = code_tables()["part_kind"]
     q = session.execute
 
-    summary = q(text(f"SELECT count(*), sum(rv.total), count(DISTINCT rr.enterprise_id) {_LIVE}"), p).one()
+    # one pass over the period's live repairs for every volume table (GROUPING SETS), rather than one
+    # join of records and versions per table; the bitmask says which set a row belongs to
+    volumes = q(
+        text(
+            "SELECT GROUPING(g, ent, b, rtype) AS s, g, ent, b, rtype,"  # noqa: S608
+            " count(*), sum(total), count(DISTINCT ent)"
+            f" FROM (SELECT {_grouping(scope)} AS g, rr.enterprise_id AS ent, coalesce(v.brand, '未知') AS b,"
+            f" rv.repair_type AS rtype, rv.total {_LIVE.replace('WHERE', _WITH_BRAND + ' WHERE')}"
+            ") live GROUP BY GROUPING SETS ((g), (ent), (b), (rtype), ())"
+        ),
+        p,
+    ).all()
+    sets: dict[int, list[Any]] = {7: [], 11: [], 13: [], 14: [], 15: []}
+    for row in volumes:
+        sets[row.s].append(row)
+    total = sets[15][0] if sets[15] else None
+    summary = (total[5], total[6], total[7]) if total else (0, None, 0)
     by_region = [
-        {"region_code": code, "region_name": names.get(code, code), "records": n, "amount": _money(amt)}
-        for code, n, amt in q(
-            text(f"SELECT {_grouping(scope)} AS g, count(*), sum(rv.total) {_LIVE} GROUP BY g ORDER BY g"), p
-        )
+        {"region_code": r.g, "region_name": names.get(r.g, r.g), "records": r[5], "amount": _money(r[6])}
+        for r in sorted(sets[7], key=lambda r: r.g)
     ]
+    firms = {
+        i: (uscc, name)
+        for i, uscc, name in q(
+            select(Enterprise.id, Enterprise.uscc, Enterprise.name).where(
+                Enterprise.id.in_([r.ent for r in sets[11]])
+            )
+        )
+    }
     by_enterprise = [
-        {"uscc": uscc, "name": name, "records": n, "amount": _money(amt)}
-        for uscc, name, n, amt in q(
-            text(
-                f"SELECT e.uscc, e.name, count(*) AS n, sum(rv.total) {_LIVE}"
-                f" GROUP BY e.uscc, e.name ORDER BY n DESC, e.uscc LIMIT {TOP}"
-            ),
-            p,
-        )
+        {"uscc": firms[r.ent][0], "name": firms[r.ent][1], "records": r[5], "amount": _money(r[6])}
+        for r in sorted(sets[11], key=lambda r: (-r[5], firms[r.ent][0]))[:TOP]
     ]
-    by_brand = [
-        {"brand": brand, "records": n}
-        for brand, n in q(
-            text(
-                "SELECT coalesce(v.brand, '未知') AS b, count(*) AS n"
-                f" {_LIVE.replace('WHERE', 'LEFT JOIN vehicle v ON v.vin = rr.vin WHERE')}"
-                " GROUP BY b ORDER BY n DESC, b"
-            ),
-            p,
-        )
-    ]
+    by_brand = [{"brand": r.b, "records": r[5]} for r in sorted(sets[13], key=lambda r: (-r[5], r.b))]
     by_repair_type = [
-        {"repair_type": code, "repair_type_name": repair_types.get(code or "", "未填写"), "records": n}
-        for code, n in q(
-            text(f"SELECT rv.repair_type AS t, count(*) {_LIVE} GROUP BY t ORDER BY t NULLS LAST"), p
-        )
+        {
+            "repair_type": r.rtype,
+            "repair_type_name": repair_types.get(r.rtype or "", "未填写"),
+            "records": r[5],
+        }
+        for r in sorted(sets[14], key=lambda r: (r.rtype is None, r.rtype or ""))
     ]
     parts = [
         {"name": name, "kind": kind, "kind_name": part_kinds.get(kind or "", "未填写"), "lines": n,
