@@ -2,19 +2,28 @@
 with its work items, parts and costs. Rendered from the same audited history the owner sees.
 
 The Chinese font comes from the operating system (Debian fonts-wqy-microhei, installed on app hosts
-by the app role and on the controller by scripts/bootstrap-controller.sh).
+by the app role and on the controller by scripts/bootstrap-controller.sh). ReportLab parses it once
+per process; each document then embeds only the glyphs it uses.
 """
 
+import io
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from fpdf import FPDF
-from fpdf.fonts import FontFace
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from app.domain.clock import CHINA
 from app.domain.reference import code_tables
 
+FONT = "cjk"
 FONT_CANDIDATES = (
     Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),  # Debian fonts-wqy-microhei
     Path("/usr/share/fonts/wqy-microhei/wqy-microhei.ttc"),  # RHEL family wqy-microhei-fonts
@@ -28,70 +37,100 @@ def font_path() -> Path:
     raise RuntimeError("no CJK font: install fonts-wqy-microhei (Debian) or wqy-microhei-fonts (RHEL)")
 
 
-def _money(v: Any) -> str:
-    return "-" if v is None else f"{v}"
+@cache
+def _styles() -> dict[str, ParagraphStyle]:
+    pdfmetrics.registerFont(TTFont(FONT, str(font_path()), subfontIndex=0))
+    # one face for every style: <b> in a paragraph must not fall back to a font without Chinese
+    pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=FONT, italic=FONT, boldItalic=FONT)
+    base = ParagraphStyle("body", fontName=FONT, fontSize=9.5, leading=14, wordWrap="CJK")
+    return {
+        "title": ParagraphStyle("title", parent=base, fontSize=16, leading=22, alignment=1, spaceAfter=6),
+        "h": ParagraphStyle("h", parent=base, fontSize=12, leading=18, spaceBefore=8, spaceAfter=2),
+        "body": base,
+    }
+
+
+def _text(v: Any) -> str:
+    """Plain text for a Paragraph (which reads a little markup): escape it."""
+    return (
+        "-"
+        if v is None or v == ""
+        else str(v).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    )
+
+
+def _table(rows: list[list[str]], widths: list[float], first_number: int) -> Table:
+    """A ruled table with a shaded heading; columns from `first_number` on are figures, set right."""
+    t = Table(rows, colWidths=[w * mm for w in widths], repeatRows=1)
+    t.setStyle(
+        TableStyle(
+            [
+                ("FONT", (0, 0), (-1, -1), FONT, 9),
+                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e6ecf5")),
+                ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#a0aec0")),
+                ("ALIGN", (first_number, 0), (-1, -1), "RIGHT"),
+            ]
+        )
+    )
+    return t
 
 
 def render(history: dict[str, Any], generated_at: datetime) -> bytes:
-    pdf = FPDF(format="A4")
-    pdf.add_font("cjk", fname=str(font_path()))
-    pdf.set_font("cjk", size=10)
-    pdf.set_auto_page_break(True, margin=15)
-    pdf.set_title(f"机动车维修电子健康档案 {history['vin']}")
-    pdf.add_page()
-    pdf.set_font_size(16)
-    pdf.cell(0, 10, "机动车维修电子健康档案", new_x="LMARGIN", new_y="NEXT", align="C")
-    pdf.set_font_size(10)
+    st = _styles()
     v = history.get("vehicle") or {}
     fuel = code_tables()["fuel_type"].get(v.get("fuel_type") or "", "")
-    for line in (
-        f"车辆识别代号（VIN）：{history['vin']}",
-        f"号牌号码：{v.get('plate_no') or '-'}    品牌型号：{v.get('brand') or ''} {v.get('model') or ''}",
-        f"燃料种类：{fuel or '-'}",
-        f"维修记录：{len(history['records'])} 条",
-        f"生成时间：{generated_at.astimezone(CHINA):%Y-%m-%d %H:%M}",
-    ):
-        pdf.cell(0, 7, line, new_x="LMARGIN", new_y="NEXT")
-    head = FontFace(fill_color=(230, 236, 245))
+    story: list[Any] = [
+        Paragraph("机动车维修电子健康档案", st["title"]),
+        Paragraph(f"车辆识别代号（VIN）：{_text(history['vin'])}", st["body"]),
+        Paragraph(
+            f"号牌号码：{_text(v.get('plate_no'))}　品牌型号：{_text(v.get('brand'))} {_text(v.get('model'))}"
+            f"　燃料种类：{_text(fuel)}",
+            st["body"],
+        ),
+        Paragraph(
+            f"维修记录：{len(history['records'])} 条　"
+            f"生成时间：{generated_at.astimezone(CHINA):%Y-%m-%d %H:%M}",
+            st["body"],
+        ),
+    ]
     # oldest first: a file reads as the car's life in order
-    for rec in sorted(history["records"], key=lambda r: (r["settle_date"], r["record_id"])):
-        pdf.ln(4)
-        pdf.set_font_size(12)
-        pdf.cell(
-            0,
-            8,
-            f"{rec['settle_date']}  {rec.get('enterprise_name') or '维修企业'}",
-            new_x="LMARGIN",
-            new_y="NEXT",
+    for rec in sorted(history["records"], key=lambda r: (str(r["settle_date"]), r["record_id"])):
+        story.append(
+            Paragraph(
+                f"{_text(rec['settle_date'])}　{_text(rec.get('enterprise_name') or '维修企业')}", st["h"]
+            )
         )
-        pdf.set_font_size(9)
-        pdf.multi_cell(
-            0,
-            5,
-            f"结算清单号：{rec['settlement_no']}  维修类别：{rec.get('repair_type_name') or '-'}  "
-            f"送修日期：{rec.get('repair_date') or '-'}  里程：{rec.get('mileage_km') or '-'} km\n"
-            f"故障描述：{rec.get('fault_description') or '-'}",
-            new_x="LMARGIN",
-            new_y="NEXT",
+        story.append(
+            Paragraph(
+                f"结算清单号：{_text(rec['settlement_no'])}　维修类别：{_text(rec.get('repair_type_name'))}　"
+                f"送修日期：{_text(rec.get('repair_date'))}　里程：{_text(rec.get('mileage_km'))} km<br/>"
+                f"故障描述：{_text(rec.get('fault_description'))}",
+                st["body"],
+            )
         )
         if rec.get("items"):
-            with pdf.table(col_widths=(60, 15, 20), headings_style=head, line_height=5) as t:
-                t.row(["维修项目", "工时", "工时费（元）"])
-                for i in rec["items"]:
-                    t.row([str(i.get("name", "")), str(i.get("hours", "")), str(i.get("fee", ""))])
+            rows = [["维修项目", "工时", "工时费（元）"]]
+            rows += [[_text(i.get("name")), _text(i.get("hours")), _text(i.get("fee"))] for i in rec["items"]]
+            story += [Spacer(1, 2 * mm), _table(rows, [110, 25, 35], 1)]
         if rec.get("parts"):
-            pdf.ln(1)
-            with pdf.table(col_widths=(40, 20, 20, 10, 15), headings_style=head, line_height=5) as t:
-                t.row(["配件名称", "编码", "品牌", "数量", "单价（元）"])
-                for p in rec["parts"]:
-                    t.row([str(p.get(k) or "") for k in ("name", "code", "brand", "quantity", "unit_price")])
+            rows = [["配件名称", "编码", "品牌", "数量", "单价（元）"]]
+            rows += [
+                [_text(p.get(k)) for k in ("name", "code", "brand", "quantity", "unit_price")]
+                for p in rec["parts"]
+            ]
+            story += [Spacer(1, 2 * mm), _table(rows, [60, 35, 35, 15, 25], 3)]
         tot = rec.get("totals") or {}
-        pdf.cell(
-            0,
-            6,
-            f"工时费 {_money(tot.get('labour'))}  配件费 {_money(tot.get('parts'))}  "
-            f"其他 {_money(tot.get('other'))}  合计 {_money(tot.get('total'))} 元",
-            new_x="LMARGIN",
-            new_y="NEXT",
+        story.append(
+            Paragraph(
+                f"工时费 {_text(tot.get('labour'))}　配件费 {_text(tot.get('parts'))}　"
+                f"其他 {_text(tot.get('other'))}　<b>合计 {_text(tot.get('total'))} 元</b>",
+                st["body"],
+            )
         )
-    return bytes(pdf.output())
+    out = io.BytesIO()
+    doc = SimpleDocTemplate(
+        out, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm, bottomMargin=15 * mm,
+        title=f"机动车维修电子健康档案 {history['vin']}",
+    )  # fmt: skip
+    doc.build(story)
+    return out.getvalue()

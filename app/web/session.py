@@ -29,7 +29,9 @@ class LoginRequired(Exception):
 def same_origin(request: Request) -> None:
     if request.method == "POST":
         origin = request.headers.get("origin")
-        if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+        # hostnames only: nginx passes $host, which carries no port
+        host = urlsplit("//" + request.headers.get("host", "")).hostname
+        if origin and origin != "null" and urlsplit(origin).hostname != host:
             raise AppError("FORBIDDEN", 403, "跨站提交被拒绝")
 
 
