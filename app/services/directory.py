@@ -6,7 +6,7 @@ Nothing here reads personal data: enterprise contacts are people and are never s
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.db.models import Enterprise, Rating
@@ -36,7 +36,15 @@ class SearchQuery:
     page: int = 1
 
 
+def custom_plans(session: Session) -> None:
+    """Plan each statement for its own parameters in this transaction: psycopg prepares repeated
+    statements, and PostgreSQL's generic plan for a LIKE on a region prefix or a name is the plan of
+    the worst case (measured: 11 s instead of 0.1 s for a search at 1M repairs)."""
+    session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
 def search(session: Session, q: SearchQuery) -> dict[str, Any]:
+    custom_plans(session)
     scores = (
         select(Rating.enterprise_id, func.count().label("n"), func.avg(_OVERALL).label("overall"))
         .group_by(Rating.enterprise_id)
@@ -128,6 +136,7 @@ def standing(session: Session, e: Enterprise) -> dict[str, Any]:
 
 def profile(session: Session, uscc: str) -> dict[str, Any]:
     """What the enterprise page shows: info, qualifications, rating averages and count, standing."""
+    custom_plans(session)
     e = session.scalar(select(Enterprise).where(Enterprise.uscc == uscc))
     if e is None:
         raise AppError("ENTERPRISE_NOT_FOUND", 404)

@@ -8,7 +8,7 @@ SQL text is assembled only from the constant fragments below; every value is a b
 """
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,10 +16,12 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.db.models import Enterprise
+from app.domain.clock import CHINA
 from app.domain.errors import AppError
 from app.domain.reference import code_tables, regions
 from app.security.rbac import Perm, Principal, region_prefix, require, require_region
 from app.services.complaints import STATUS_NAMES
+from app.services.directory import custom_plans
 from app.services.ratings import DIMENSIONS
 
 TOP = 50  # rows kept of the long tables (enterprises, parts, stopped uploaders)
@@ -161,6 +163,10 @@ _PART_LINES = ", jsonb_array_elements(coalesce(rv.parts, jsonb_build_array())) p
 _DAY = "(({0}) AT TIME ZONE 'Asia/Shanghai')::date"
 
 
+def _midnight(d: date) -> datetime:
+    return datetime.combine(d, time.min, CHINA)
+
+
 def _money(v: Decimal | None) -> str:
     return f"{(v or Decimal(0)):.2f}"
 
@@ -168,11 +174,23 @@ def _money(v: Decimal | None) -> str:
 def compute(session: Session, who: Principal, period: Period, region: str | None = None) -> dict[str, Any]:
     period.check()
     scope = scope_of(who, region)
-    p = {"start": period.start, "end": period.end, "prefix": region_prefix(scope) + "%"}
+    before = period.before()
+    p = {
+        "start": period.start,
+        "end": period.end,
+        "prefix": region_prefix(scope) + "%",
+        # the same days as instants, so indexes on timestamps serve the ranges
+        "t0": _midnight(period.start),
+        "t1": _midnight(period.end + timedelta(days=1)),
+        "bstart": before.start,
+        "bt0": _midnight(before.start),
+    }
     names = regions()
     repair_types = code_tables()["repair_type"]
     part_kinds = code_tables()["part_kind"]
     q = session.execute
+    # a generic plan cannot tell a county's LIKE prefix from a province's: plan for these parameters
+    custom_plans(session)
 
     # one pass over the period's live repairs for every volume table (GROUPING SETS), rather than one
     # join of records and versions per table; the bitmask says which set a row belongs to
@@ -238,7 +256,7 @@ def compute(session: Session, who: Principal, period: Period, region: str | None
     rated = q(
         text(
             f"SELECT count(*), {rating_cols} FROM rating r JOIN enterprise e ON e.id = r.enterprise_id"  # noqa: S608
-            f" WHERE {_DAY.format('r.created_at')} BETWEEN :start AND :end AND e.region_code LIKE :prefix"
+            " WHERE r.created_at >= :t0 AND r.created_at < :t1 AND e.region_code LIKE :prefix"
         ),
         p,
     ).one()
@@ -252,10 +270,10 @@ def compute(session: Session, who: Principal, period: Period, region: str | None
 
     complaint_rows = q(
         text(
-            "SELECT status, count(*), count(*) FILTER (WHERE status IN ('submitted', 'accepted', 'assigned')"  # noqa: S608
+            "SELECT status, count(*), count(*) FILTER (WHERE status IN ('submitted', 'accepted', 'assigned')"
             " AND deadline_at < now()),"
             " avg(extract(epoch FROM closed_at - created_at)) FILTER (WHERE status = 'closed')"
-            f" FROM complaint WHERE {_DAY.format('created_at')} BETWEEN :start AND :end"
+            " FROM complaint WHERE created_at >= :t0 AND created_at < :t1"
             " AND region_code LIKE :prefix GROUP BY status"
         ),
         p,
@@ -268,22 +286,20 @@ def compute(session: Session, who: Principal, period: Period, region: str | None
     ]  # fmt: skip
     closed_secs = by_status.get("closed", (0, 0, None))[2]
 
-    before = period.before()
-    cov = {**p, "bstart": before.start}
     coverage_sql = f"""
         WITH up AS (
             SELECT rv.enterprise_id, max({_DAY.format("rv.received_at")}) AS last,
                    bool_or({_DAY.format("rv.received_at")} BETWEEN :start AND :end) AS now_,
                    bool_or({_DAY.format("rv.received_at")} BETWEEN :bstart AND :start - 1) AS before_
             FROM record_version rv
-            WHERE rv.received_at >= (CAST(:bstart AS timestamp) AT TIME ZONE 'Asia/Shanghai')
-              AND rv.received_at < (CAST(:end + 1 AS timestamp) AT TIME ZONE 'Asia/Shanghai')
+            WHERE rv.received_at >= :bt0 AND rv.received_at < :t1
+              AND rv.enterprise_id IN (SELECT id FROM enterprise WHERE region_code LIKE :prefix)
             GROUP BY rv.enterprise_id)
         SELECT e.uscc, e.name, up.last, coalesce(up.now_, false), coalesce(up.before_, false)
         FROM enterprise e LEFT JOIN up ON up.enterprise_id = e.id
         WHERE e.region_code LIKE :prefix AND e.status = 'active'
         ORDER BY up.last DESC NULLS LAST, e.uscc"""  # noqa: S608
-    enterprises = q(text(coverage_sql), cov).all()
+    enterprises = q(text(coverage_sql), p).all()
     stopped = [
         {"uscc": uscc, "name": name, "last_upload": last}
         for uscc, name, last, in_period, in_before in enterprises
