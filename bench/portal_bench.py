@@ -71,17 +71,18 @@ INSERT INTO repair_record (id, enterprise_id, settlement_no, vin, settle_date, c
                            current_received_at, current_digest)
 OVERRIDING SYSTEM VALUE
 SELECT g, %(first_ent)s + g %% %(ents)s, 'B' || g, 'LBNCH' || lpad((g %% %(vins)s)::text, 12, '0'),
-       (now() - (g %% 365) * interval '1 day')::date, 1, now() - (g %% 365) * interval '1 day', md5(g::text)
+       (%(now)s - (g %% 365) * interval '1 day')::date, 1, %(now)s - (g %% 365) * interval '1 day',
+       md5(g::text)
 FROM generate_series(%(lo)s, %(hi)s) g
 """
 FILL_VERSIONS = """
 INSERT INTO record_version (record_id, version, received_at, kind, source, enterprise_id, settlement_no, vin,
                             digest, settle_date, mileage_km, fault_description, repair_type, items, parts,
                             labour_total, parts_total, other_total, total)
-SELECT g, 1, now() - (g %% 365) * interval '1 day', 'upload', 'bench', %(first_ent)s + g %% %(ents)s,
+SELECT g, 1, %(now)s - (g %% 365) * interval '1 day', 'upload', 'bench', %(first_ent)s + g %% %(ents)s,
        'B' || g,
        'LBNCH' || lpad((g %% %(vins)s)::text, 12, '0'), md5(g::text),
-       (now() - (g %% 365) * interval '1 day')::date, g %% 300000, '保养',
+       (%(now)s - (g %% 365) * interval '1 day')::date, g %% 300000, '保养',
        (ARRAY['10', '31', '32', '40', '60'])[g %% 5 + 1], %(items)s, %(parts)s, 300.00, 400.00, 0, 700.00
 FROM generate_series(%(lo)s, %(hi)s) g
 """
@@ -89,15 +90,15 @@ FILL_RATINGS = """
 INSERT INTO rating (record_id, enterprise_id, owner_id, attitude, quality, efficiency, transparency,
                     environment, created_at)
 SELECT g, %(first_ent)s + g %% %(ents)s, 1, g %% 5 + 1, (g / 7) %% 5 + 1, (g / 3) %% 5 + 1, (g / 11) %% 5 + 1,
-       (g / 13) %% 5 + 1, now() - (g %% 365) * interval '1 day'
+       (g / 13) %% 5 + 1, %(now)s - (g %% 365) * interval '1 day'
 FROM generate_series(%(lo)s, %(hi)s, 10) g
 """
 FILL_COMPLAINTS = """
 INSERT INTO complaint (record_id, enterprise_id, owner_id, region_code, title, content, status, created_at,
                        deadline_at, closed_at)
 SELECT g, e.id, 1, e.region_code, '投诉', '内容', (ARRAY['submitted', 'accepted', 'closed'])[g %% 3 + 1],
-       now() - (g %% 365) * interval '1 day', now() - (g %% 365) * interval '1 day' + interval '15 days',
-       CASE WHEN g %% 3 = 2 THEN now() - (g %% 365) * interval '1 day' + interval '3 days' END
+       %(now)s - (g %% 365) * interval '1 day', %(now)s - (g %% 365) * interval '1 day' + interval '15 days',
+       CASE WHEN g %% 3 = 2 THEN %(now)s - (g %% 365) * interval '1 day' + interval '3 days' END
 FROM generate_series(%(lo)s, %(hi)s, 1000) g JOIN enterprise e ON e.id = %(first_ent)s + g %% %(ents)s
 """
 
@@ -111,8 +112,11 @@ def fill(dsn: str, n: int) -> int:
         first = conn.execute("SELECT min(id) FROM enterprise").fetchone()[0]  # type: ignore[index]
         conn.execute(FILL_VEHICLES, {"vins": vins})
         step = 500_000
+        # one instant for every statement: a head's current_received_at must equal its version's
+        now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
         for lo in range(1, n + 1, step):
             args = {
+                "now": now,
                 "first_ent": first,
                 "ents": ENTERPRISES,
                 "vins": vins,

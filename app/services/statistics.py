@@ -149,13 +149,17 @@ def _grouping(scope: str) -> str:
     return "left(e.region_code, 4) || '00'" if scope.endswith("0000") else "e.region_code"
 
 
-# live repairs of the scope's enterprises settled in the period, at their latest version
+# live repairs of the scope's enterprises (:ents, their ids) settled in the period, at their latest
+# version. The conditions on rv repeat those on rr (a live version carries its head's enterprise and
+# settlement date) so that PostgreSQL reads only the scope's versions (index on enterprise_id)
+# rather than hashing every version of every enterprise.
 _LIVE = """
     FROM repair_record rr
     JOIN enterprise e ON e.id = rr.enterprise_id
     JOIN record_version rv ON rv.record_id = rr.id AND rv.version = rr.current_version
                           AND rv.received_at = rr.current_received_at
-    WHERE rr.status = 'active' AND rr.settle_date BETWEEN :start AND :end AND e.region_code LIKE :prefix
+    WHERE rr.status = 'active' AND rr.settle_date BETWEEN :start AND :end AND rr.enterprise_id = ANY(:ents)
+      AND rv.enterprise_id = ANY(:ents) AND rv.settle_date BETWEEN :start AND :end
 """
 _WITH_BRAND = "LEFT JOIN vehicle v ON v.vin = rr.vin"
 _PART_LINES = ", jsonb_array_elements(coalesce(rv.parts, jsonb_build_array())) part"
@@ -189,8 +193,11 @@ def compute(session: Session, who: Principal, period: Period, region: str | None
     repair_types = code_tables()["repair_type"]
     part_kinds = code_tables()["part_kind"]
     q = session.execute
-    # a generic plan cannot tell a county's LIKE prefix from a province's: plan for these parameters
+    # a generic plan cannot tell a county's enterprises from a province's: plan for these parameters
     custom_plans(session)
+    p["ents"] = list(
+        session.scalars(select(Enterprise.id).where(Enterprise.region_code.startswith(region_prefix(scope))))
+    )
 
     # one pass over the period's live repairs for every volume table (GROUPING SETS), rather than one
     # join of records and versions per table; the bitmask says which set a row belongs to
@@ -256,7 +263,7 @@ def compute(session: Session, who: Principal, period: Period, region: str | None
     rated = q(
         text(
             f"SELECT count(*), {rating_cols} FROM rating r JOIN enterprise e ON e.id = r.enterprise_id"  # noqa: S608
-            " WHERE r.created_at >= :t0 AND r.created_at < :t1 AND e.region_code LIKE :prefix"
+            " WHERE r.created_at >= :t0 AND r.created_at < :t1 AND r.enterprise_id = ANY(:ents)"
         ),
         p,
     ).one()
@@ -293,7 +300,7 @@ def compute(session: Session, who: Principal, period: Period, region: str | None
                    bool_or({_DAY.format("rv.received_at")} BETWEEN :bstart AND :start - 1) AS before_
             FROM record_version rv
             WHERE rv.received_at >= :bt0 AND rv.received_at < :t1
-              AND rv.enterprise_id IN (SELECT id FROM enterprise WHERE region_code LIKE :prefix)
+              AND rv.enterprise_id = ANY(:ents)
             GROUP BY rv.enterprise_id)
         SELECT e.uscc, e.name, up.last, coalesce(up.now_, false), coalesce(up.before_, false)
         FROM enterprise e LEFT JOIN up ON up.enterprise_id = e.id

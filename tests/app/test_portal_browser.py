@@ -80,6 +80,7 @@ def screenshots(driver, name: str) -> None:
         assert overflow <= 1, f"{name} scrolls sideways at {width}px by {overflow}px"
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(width, min(height + 120, 6000))
+        driver.execute_script("window.scrollTo(0, 0)")
         driver.save_screenshot(str(SHOTS / f"{name}-{label}.png"))
     driver.set_window_size(WIDTHS["desktop"], 900)
 

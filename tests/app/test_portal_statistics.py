@@ -381,3 +381,11 @@ def test_statistics_page_and_exports_show_the_same_figures(client, admins, engin
             .all()
         )
     assert exports == ["xlsx", "csv"]
+
+
+def test_a_region_without_enterprises_has_empty_statistics(client, admins):
+    reg = regulator(client, admins, "320381")  # 新沂市: no test creates an enterprise there
+    today = today_in_china()
+    stats = client.get(f"{REG}/statistics", params={"start": today, "end": today}, headers=reg.headers).json()
+    assert stats["summary"]["records"] == 0 and stats["summary"]["enterprises"] == 0
+    assert stats["tables"]["by_region"] == [] and stats["tables"]["ratings"][0]["average"] is None
