@@ -5,8 +5,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app import logs
-from app.api import collection, national, owner, regulator, staff
+from app import logs, web
+from app.api import collection, national, owner, public, regulator, shop, staff
 from app.api.errors import install as install_error_handlers
 from app.api.middleware import RequestMiddleware
 from app.metrics import router as ops_router
@@ -20,7 +20,11 @@ DESCRIPTION = """\
 * **兼容接口**（`/api/national/`）：现有门店软件使用的 transaction/reqInfo 报文，仅需修改基础地址。
 * **车主**（`/api/v1/owner`）：注册、以查询码认证车辆、查看车辆维修档案、授权维修企业查看。
 * **工作人员**（`/api/v1/staff`、`/api/v1/admin`）：密码 + 动态口令登录；系统、安全、审计三员分立。
-* **监管**（`/api/v1/regulator`）：仅本辖区数据；**公众**（`/api/v1/public`）：企业公开信息。
+* **监管**（`/api/v1/regulator`）：仅本辖区数据：投诉处理、统计与导出、发布信息、行驶证认证审核。
+* **公众**（`/api/v1/public`）：查找维修企业、企业评价与排名、通知公告与标准。
+* **维修企业人员**（`/api/v1/shop`）：本企业上传情况、评价与投诉答复、车主授权查看的档案。
+
+同样的功能也以网页提供（`/`、`/owner`、`/regulator`、`/shop`），网页与接口调用同一套业务规则。
 
 所有错误响应形如 `{"error": {"code": "机器可读错误码", "message": "中文说明", "fields": [...]}}`。
 """
@@ -42,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="汽车维修电子健康档案系统 API", version="1.0", description=DESCRIPTION, lifespan=lifespan
     )
-    install_error_handlers(app)
+    install_error_handlers(app, web.page_error)
+    web.install(app)
     for router in (
         collection.router,
         national.router,
@@ -50,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         staff.router,
         staff.admin,
         regulator.router,
-        regulator.public,
+        public.router,
+        shop.router,
         ops_router,
     ):
         app.include_router(router)

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     staff_password_max_age_days: int = 90
     # Longest an owner may authorize an enterprise to read a car's history.
     grant_max_days: int = 30
+    # Portal rules: an owner rates a repair within this many days of settlement; a complaint must be
+    # answered by the regulators within this many days of filing, or it is flagged overdue.
+    rating_window_days: int = 90
+    complaint_deadline_days: int = 15
 
     max_body_bytes: int = 4 * 1024 * 1024
     max_attachment_bytes: int = 10 * 1024 * 1024

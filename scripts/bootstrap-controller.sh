@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this machine (Debian 12, root) as the pbox controller: the system packages the
-# lab and the tests need, then the Python virtualenv with the project installed.
+# lab and the tests need (chromium + chromium-driver for the portal's browser tests, and the CJK
+# font the vehicle-file PDF embeds), then the Python virtualenv with the project installed.
 # Idempotent: a second run only checks. Used by `make deps` (and so by `make demo`, `make test`).
 set -euo pipefail
 
@@ -8,6 +9,7 @@ VENV=${VENV:-.venv}
 PACKAGES=(
   systemd-container debootstrap apt-cacher-ng iproute2 openssh-client zstd rsync curl
   qemu-system-x86 qemu-utils postgresql postgresql-contrib sshpass wireguard-tools
+  chromium chromium-driver fonts-wqy-microhei
 )
 
 missing=()

@@ -20,7 +20,7 @@ from app.logs import request_id
 from app.runtime import Runtime
 from app.security.auditlog import Event
 from app.security.rbac import Role
-from app.services import attachments, enterprises, records
+from app.services import attachments, enterprises, records, shops
 from app.services.collection import Outcome, upload
 
 RecordId = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -214,6 +214,24 @@ def revoke_credential(
         if not enterprises.revoke_credential(s, caller.enterprise_id, key_id):
             raise AppError("NOT_FOUND", 404)
     return Response(status_code=204)
+
+
+class ShopUserIn(BaseModel):
+    username: str = Field(min_length=3, max_length=40, description="登录名：小写字母、数字、._-")
+    password: str = Field(min_length=8, max_length=200, description="密码，至少 8 位")
+    display_name: str | None = Field(default=None, max_length=50)
+
+
+@router.post(
+    "/users",
+    status_code=201,
+    summary="为本企业人员开设企业门户账户",
+    description="人员以此账户登录企业门户（/shop），查看本企业的上传、评价、投诉和车主授权的档案。",
+)
+def create_shop_user(body: ShopUserIn, caller: EnterpriseDep, rt: RuntimeDep) -> dict[str, int]:
+    with rt.db.transaction() as s:
+        uid = shops.create_user(s, caller.enterprise_id, body.username, body.password, body.display_name)
+    return {"user_id": uid}
 
 
 @router.get("/code-tables", summary="代码表", description="上传时使用的全部代码表：代码 → 中文名称。")

@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app.domain.errors import AppError
 from app.runtime import Runtime
 from app.security.rbac import Principal, Role
-from app.services import enterprises
+from app.services import enterprises, shops
 
 _bearer = HTTPBearer(auto_error=False, description="由 /token 接口获得的访问令牌")
 
@@ -66,3 +66,26 @@ def current_staff(request: Request, rt: RuntimeDep, cred: BearerDep) -> Principa
 EnterpriseDep = Annotated[EnterpriseCaller, Depends(current_enterprise)]
 OwnerDep = Annotated[Principal, Depends(current_owner)]
 StaffDep = Annotated[Principal, Depends(current_staff)]
+
+
+def shop_principal(rt: Runtime, token: str, request: Request) -> Principal:
+    """A shop staff member by token; the account is looked up each time, so disabling it takes effect."""
+    claims = rt.tokens.verify(token, "shop")
+    with rt.db.transaction() as s:
+        user = shops.active_user(s, claims.subject)
+        return Principal(
+            Role.ENTERPRISE_USER,
+            user.id,
+            request.state.request_id,
+            client_ip(request),
+            enterprise_id=user.enterprise_id,
+        )
+
+
+def current_shop_user(request: Request, rt: RuntimeDep, cred: BearerDep) -> Principal:
+    if cred is None:
+        raise AppError("AUTH_REQUIRED", 401)
+    return shop_principal(rt, cred.credentials, request)
+
+
+ShopDep = Annotated[Principal, Depends(current_shop_user)]

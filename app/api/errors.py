@@ -1,10 +1,11 @@
 """One error shape for the whole API: {"error": {"code", "message", "fields": [...]}}."""
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
@@ -55,13 +56,26 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def install(app: FastAPI) -> None:
+PageError = Callable[[Request, int, str, str], Response]
+
+
+def install(app: FastAPI, page_error: PageError | None = None) -> None:
+    """`page_error` renders errors of portal pages (anything outside /api/) as HTML."""
+
+    def is_page(request: Request) -> bool:
+        machine = ("/api/", "/metrics", "/healthz", "/readyz")
+        return page_error is not None and not request.url.path.startswith(machine)
+
     @app.exception_handler(AppError)
-    async def app_error(_: Request, exc: AppError) -> JSONResponse:
+    async def app_error(request: Request, exc: AppError) -> Response:
+        if page_error is not None and is_page(request):
+            return page_error(request, exc.status, exc.code, exc.detail)
         return error_response(exc.status, exc.code, exc.detail, exc.fields)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if page_error is not None and is_page(request):
+            return page_error(request, 422, "VALIDATION_FAILED", "请求参数不正确，请检查后重试")
         raw = list(exc.errors())
         if any(e.get("type") == "json_invalid" for e in raw):
             return error_response(400, "MALFORMED_JSON")
@@ -70,8 +84,10 @@ def install(app: FastAPI) -> None:
         return error_response(422, "VALIDATION_FAILED", fields=field_errors(trimmed))
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "INTERNAL_ERROR" if exc.status_code >= 500 else "FORBIDDEN")
+        if page_error is not None and is_page(request):
+            return page_error(request, exc.status_code, code, message(code))
         return error_response(exc.status_code, code)
 
     @app.exception_handler(DataError)

@@ -3,19 +3,22 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, File, Form, Path, Request, UploadFile
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from app.api.deps import OwnerDep, RuntimeDep, client_ip
 from app.api.errors import ERROR_RESPONSES, ErrorBody
+from app.domain.clock import now
 from app.domain.errors import AppError
 from app.security.auditlog import Event
 from app.security.reads import ReadService
-from app.services import owners
+from app.services import claims, complaints, owners, ratings, vehiclefile
 
 router = APIRouter(prefix="/api/v1/owner", tags=["车主"], responses=ERROR_RESPONSES)
 
 VinPath = Annotated[str, Path(pattern=r"^[0-9A-HJ-NPR-Z]{17}$", description="车辆识别代号")]
+RecordId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class AccountIn(BaseModel):
@@ -155,3 +158,103 @@ def create_grant(vin: VinPath, body: GrantIn, who: OwnerDep, rt: RuntimeDep) -> 
 def revoke_grant(grant_id: int, who: OwnerDep, rt: RuntimeDep) -> None:
     with rt.db.transaction() as s:
         owners.revoke_grant(s, rt.audit, who, grant_id)
+
+
+@router.get("/grants", summary="我的授权", description="全部授权（含已过期、已撤销），active 表示当前有效。")
+def list_grants(who: OwnerDep, rt: RuntimeDep) -> list[dict[str, Any]]:
+    with rt.db.transaction() as s:
+        return owners.grants_of_owner(s, who)
+
+
+@router.get(
+    "/vehicles/{vin}/file.pdf",
+    summary="下载车辆维修档案（PDF）",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def vehicle_file(vin: VinPath, who: OwnerDep, rt: RuntimeDep) -> Response:
+    with rt.db.transaction() as s:
+        hist = ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
+    return Response(
+        vehiclefile.render(hist, now()),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="vehicle-file-{vin}.pdf"'},
+    )
+
+
+class RatingIn(BaseModel):
+    attitude: int = Field(ge=1, le=5, description="服务态度 1–5")
+    quality: int = Field(ge=1, le=5, description="维修质量 1–5")
+    efficiency: int = Field(ge=1, le=5, description="维修效率 1–5")
+    transparency: int = Field(ge=1, le=5, description="价格透明度 1–5")
+    environment: int = Field(ge=1, le=5, description="店面环境 1–5")
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+@router.post(
+    "/records/{record_id}/rating",
+    status_code=201,
+    summary="评价一次维修",
+    description="每次维修只能评价一次（RATING_EXISTS），须在结算后规定天数内（RATING_WINDOW_CLOSED）。",
+)
+def rate_repair(record_id: RecordId, body: RatingIn, who: OwnerDep, rt: RuntimeDep) -> dict[str, int]:
+    scores = ratings.Scores(**body.model_dump(exclude={"comment"}))
+    with rt.db.transaction() as s:
+        rid = ratings.rate(s, who, record_id, scores, body.comment, rt.settings.rating_window_days)
+    return {"rating_id": rid}
+
+
+class ComplaintIn(BaseModel):
+    record_id: int = Field(ge=1, le=2**63 - 1, description="被投诉的维修记录")
+    title: str = Field(min_length=1, max_length=100)
+    content: str = Field(min_length=1, max_length=4000)
+
+
+@router.post(
+    "/complaints", status_code=201, summary="投诉一次维修", description="由维修企业所在地监管部门受理。"
+)
+def file_complaint(body: ComplaintIn, who: OwnerDep, rt: RuntimeDep) -> dict[str, int]:
+    with rt.db.transaction() as s:
+        cid = complaints.file(
+            s, who, body.record_id, body.title, body.content, rt.settings.complaint_deadline_days
+        )
+    return {"complaint_id": cid}
+
+
+@router.get("/complaints", summary="我的投诉及办理状态")
+def my_complaints(who: OwnerDep, rt: RuntimeDep) -> list[dict[str, Any]]:
+    with rt.db.transaction() as s:
+        return complaints.of_owner(s, who)
+
+
+@router.get("/complaints/{complaint_id}", summary="投诉详情")
+def my_complaint(complaint_id: RecordId, who: OwnerDep, rt: RuntimeDep) -> dict[str, Any]:
+    with rt.db.transaction() as s:
+        return complaints.get(s, who, complaint_id)
+
+
+@router.post(
+    "/claims",
+    status_code=201,
+    summary="以行驶证照片申请认证车辆",
+    description="上传行驶证照片（JPEG/PNG），由车辆号牌归属地监管部门审核，通过后即认证该车辆。",
+)
+def submit_claim(
+    who: OwnerDep,
+    rt: RuntimeDep,
+    vin: Annotated[str, Form(max_length=17)],
+    plate_no: Annotated[str, Form(max_length=10)],
+    photo: Annotated[UploadFile, File(description="行驶证照片")],
+) -> dict[str, int]:
+    data = photo.file.read(rt.settings.max_attachment_bytes + 1)
+    with rt.db.transaction() as s:
+        cid = claims.submit(
+            s, rt.objects, who, vin, plate_no, data, rt.settings.region_code, rt.settings.max_attachment_bytes
+        )
+    return {"claim_id": cid}
+
+
+@router.get("/claims", summary="我的认证申请")
+def my_claims(who: OwnerDep, rt: RuntimeDep) -> list[dict[str, Any]]:
+    with rt.db.transaction() as s:
+        return claims.of_owner(s, who)

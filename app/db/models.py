@@ -187,7 +187,8 @@ class OwnerVehicle(Base):
     __table_args__: ClassVar[dict[str, str]] = {"schema": "personal"}
     owner_id: Mapped[int] = mapped_column(ForeignKey("personal.owner_account.id"), primary_key=True)
     vin: Mapped[str] = mapped_column(String(17), primary_key=True)
-    via_record_id: Mapped[int] = mapped_column(BigInteger)
+    via_record_id: Mapped[int | None] = mapped_column(BigInteger)
+    via_claim_id: Mapped[int | None] = mapped_column(BigInteger)
     verified_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -254,3 +255,116 @@ class AuditEvent(Base):
     alg: Mapped[str] = mapped_column(String(8))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Rating(Base):
+    """An owner's rating of one repair, on the guide's five dimensions; the shop may answer it once."""
+
+    __tablename__ = "rating"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("repair_record.id"), unique=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"))
+    owner_id: Mapped[int] = mapped_column(BigInteger)
+    attitude: Mapped[int]
+    quality: Mapped[int]
+    efficiency: Mapped[int]
+    transparency: Mapped[int]
+    environment: Mapped[int]
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    reply: Mapped[str | None] = mapped_column(Text)
+    replied_at: Mapped[datetime | None]
+
+
+class Complaint(Base):
+    """An owner's complaint about a repair, handled by the regulators of the enterprise's region."""
+
+    __tablename__ = "complaint"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("repair_record.id"))
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"))
+    owner_id: Mapped[int] = mapped_column(BigInteger)
+    region_code: Mapped[str] = mapped_column(String(6))
+    title: Mapped[str] = mapped_column(String(100))
+    content: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), server_default="submitted")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    deadline_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    accepted_by: Mapped[int | None] = mapped_column(BigInteger)
+    assignee_id: Mapped[int | None] = mapped_column(BigInteger)
+    assigned_at: Mapped[datetime | None]
+    response: Mapped[str | None] = mapped_column(Text)
+    responded_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[int | None] = mapped_column(BigInteger)
+    close_note: Mapped[str | None] = mapped_column(Text)
+    enterprise_reply: Mapped[str | None] = mapped_column(Text)
+    enterprise_replied_at: Mapped[datetime | None]
+
+
+class Notice(Base):
+    """Published notices, policies, standards and technical information (public, no personal data)."""
+
+    __tablename__ = "notice"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    region_code: Mapped[str] = mapped_column(String(6))
+    published_by: Mapped[int] = mapped_column(BigInteger)
+    published_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class NoticeAttachment(Base):
+    __tablename__ = "notice_attachment"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notice.id"))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(50))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    object_key: Mapped[str] = mapped_column(String(300))
+
+
+class VehicleClaim(Base):
+    """An owner's claim on a car by a 行驶证 photo, for a regulator of the car's home region to review."""
+
+    __tablename__ = "vehicle_claim"
+    __table_args__: ClassVar[dict[str, str]] = {"schema": "personal"}
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("personal.owner_account.id"))
+    vin: Mapped[str] = mapped_column(String(17))
+    plate_no: Mapped[str | None] = mapped_column(String(10))
+    region_code: Mapped[str] = mapped_column(String(6))
+    object_key: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(10), server_default="pending")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    reviewed_by: Mapped[int | None] = mapped_column(BigInteger)
+    reviewed_at: Mapped[datetime | None]
+    review_note: Mapped[str | None] = mapped_column(Text)
+
+
+class EnterpriseUser(Base):
+    """A person at a repair shop who uses the shop portal; created by the shop's software credential."""
+
+    __tablename__ = "enterprise_user"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"))
+    username: Mapped[str] = mapped_column(String(40), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(50))
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    disabled_at: Mapped[datetime | None]
+
+
+class UploadRejection(Base):
+    __tablename__ = "upload_rejection"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"))
+    settlement_no: Mapped[str | None] = mapped_column(String(50))
+    source: Mapped[str] = mapped_column(String(12))
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    at: Mapped[datetime] = mapped_column(server_default=func.now())

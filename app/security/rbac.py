@@ -38,13 +38,42 @@ class Perm(StrEnum):
     ROLE_ASSIGN = "role.assign"
     SESSION_REVOKE = "session.revoke"
     AUDIT_READ = "audit.read"
+    REPAIR_RATE = "repair.rate"  # an owner rating a repair of their car
+    COMPLAINT_FILE = "complaint.file"
+    COMPLAINT_HANDLE = "complaint.handle"  # regulators, within their region
+    COMPLAINT_ANSWER = "complaint.answer"  # the enterprise's answer to a complaint or rating
+    STATS_REGION = "stats.region"
+    NOTICE_PUBLISH = "notice.publish"
+    CLAIM_REVIEW = "claim.review"  # approving a 行驶证 photo as proof of a car
+    SHOP_PORTAL = "shop.portal"  # a shop's own uploads, ratings and complaints
 
 
 PERMISSIONS: dict[Role, frozenset[Perm]] = {
-    Role.OWNER: frozenset({Perm.HISTORY_OWN, Perm.PERSONAL_SELF, Perm.GRANT_MANAGE, Perm.ENTERPRISE_PUBLIC}),
-    Role.ENTERPRISE_USER: frozenset({Perm.HISTORY_GRANTED, Perm.ENTERPRISE_PUBLIC}),
+    Role.OWNER: frozenset(
+        {
+            Perm.HISTORY_OWN,
+            Perm.PERSONAL_SELF,
+            Perm.GRANT_MANAGE,
+            Perm.ENTERPRISE_PUBLIC,
+            Perm.REPAIR_RATE,
+            Perm.COMPLAINT_FILE,
+        }
+    ),
+    Role.ENTERPRISE_USER: frozenset(
+        {Perm.HISTORY_GRANTED, Perm.ENTERPRISE_PUBLIC, Perm.SHOP_PORTAL, Perm.COMPLAINT_ANSWER}
+    ),
     Role.ENTERPRISE_CLIENT: frozenset({Perm.RECORD_UPLOAD}),
-    Role.REGULATOR: frozenset({Perm.HISTORY_REGION, Perm.ENTERPRISE_REGION, Perm.ENTERPRISE_PUBLIC}),
+    Role.REGULATOR: frozenset(
+        {
+            Perm.HISTORY_REGION,
+            Perm.ENTERPRISE_REGION,
+            Perm.ENTERPRISE_PUBLIC,
+            Perm.COMPLAINT_HANDLE,
+            Perm.STATS_REGION,
+            Perm.NOTICE_PUBLISH,
+            Perm.CLAIM_REVIEW,
+        }
+    ),
     Role.PUBLIC: frozenset({Perm.ENTERPRISE_PUBLIC}),
     Role.SYSTEM_ADMIN: frozenset({Perm.STAFF_MANAGE}),
     Role.SECURITY_ADMIN: frozenset({Perm.ROLE_ASSIGN, Perm.SESSION_REVOKE}),
@@ -94,6 +123,12 @@ def region_prefix(code: str) -> str:
 
 def in_region(scope: str, code: str) -> bool:
     return code.startswith(region_prefix(scope))
+
+
+def require_region(who: Principal, code: str) -> None:
+    """Regulators act only on what lies in their region."""
+    if not who.region_code or not in_region(who.region_code, code):
+        raise AppError("REGION_FORBIDDEN", 403)
 
 
 def check_role_change(actor: Principal, target_id: int, new_role: Role, region_code: str | None) -> None:

@@ -10,13 +10,13 @@ from typing import Literal
 
 from app.domain.errors import AppError
 
-Kind = Literal["enterprise", "owner"]
+Kind = Literal["enterprise", "owner", "shop"]
 
 
 @dataclass(frozen=True)
 class TokenClaims:
     kind: Kind
-    subject: int  # enterprise id or owner id
+    subject: int  # enterprise id, owner id or shop user id
     credential: int | None  # the API credential an enterprise token was issued from
     expires: int
 

@@ -12,6 +12,7 @@ from app.domain.record import RecordIn, cross_check, parse_record
 from app.metrics import count_upload
 from app.runtime import Runtime
 from app.services.records import BatchItem, IngestResult, ingest_many
+from app.services.shops import record_rejections
 
 
 @dataclass
@@ -31,6 +32,7 @@ def upload(
     """`records` may mix already-parsed RecordIn objects with raw dicts still to be parsed."""
     outcomes = [Outcome(i) for i in range(len(records))]
     valid: list[BatchItem] = []
+    rejected: list[tuple[Any, list[FieldError]]] = []
     for i, raw in enumerate(records):
         if isinstance(raw, RecordIn):
             rec, errors = raw, cross_check(raw, complete)
@@ -39,6 +41,7 @@ def upload(
         if rec is None or errors:
             outcomes[i].errors = errors
             count_upload("rejected", sorted({e.code for e in errors}))
+            rejected.append((raw, outcomes[i].errors))
         else:
             valid.append(BatchItem(i, rec))
     if valid:
@@ -46,4 +49,6 @@ def upload(
         for i, result in stored.items():
             outcomes[i].result = result
             count_upload("accepted", [result.outcome])
+    if rejected:  # kept for the shop portal, so staff can see what to fix
+        rt.db.run(lambda s: record_rejections(s, enterprise_id, source, rejected))
     return outcomes

@@ -3,12 +3,13 @@ owner's time-limited authorizations for enterprises to read the car's history.""
 
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from app.db.models import Enterprise, HistoryGrant, OwnerAccount, OwnerVehicle, RepairRecord
+from app.db.models import Enterprise, HistoryGrant, OwnerAccount, OwnerVehicle, RepairRecord, Vehicle
 from app.domain.clock import now
 from app.domain.errors import AppError
 from app.domain.idcard import valid_id_number
@@ -167,3 +168,38 @@ def revoke_grant(session: Session, audit: AuditLog, who: Principal, grant_id: in
             who.client_ip,
         ),
     )
+
+
+def grants_of_owner(session: Session, who: Principal) -> list[dict[str, Any]]:
+    """An owner's grants, live and past, with the enterprise each was given to."""
+    rows = session.execute(
+        select(HistoryGrant, Enterprise.name, Enterprise.uscc)
+        .join(Enterprise, Enterprise.id == HistoryGrant.enterprise_id)
+        .where(HistoryGrant.owner_id == who.id)
+        .order_by(HistoryGrant.created_at.desc(), HistoryGrant.id.desc())
+    ).all()
+    t: datetime = now()
+    return [
+        {
+            "grant_id": g.id,
+            "vin": g.vin,
+            "enterprise_name": name,
+            "enterprise_uscc": uscc,
+            "created_at": g.created_at,
+            "expires_at": g.expires_at,
+            "revoked_at": g.revoked_at,
+            "active": g.revoked_at is None and g.expires_at > t,
+        }
+        for g, name, uscc in rows
+    ]
+
+
+def vehicle_summaries(session: Session, owner_id: int) -> list[dict[str, Any]]:
+    """The owner's verified cars with what is known of them (plate, brand, model)."""
+    rows = session.execute(
+        select(OwnerVehicle.vin, OwnerVehicle.verified_at, Vehicle.plate_no, Vehicle.brand, Vehicle.model)
+        .outerjoin(Vehicle, Vehicle.vin == OwnerVehicle.vin)
+        .where(OwnerVehicle.owner_id == owner_id)
+        .order_by(OwnerVehicle.verified_at)
+    ).all()
+    return [r._asdict() for r in rows]

@@ -78,9 +78,9 @@ def engine(database_url):
 class Shop:
     """A registered enterprise with a token, as its shop software would hold them."""
 
-    def __init__(self, client: TestClient) -> None:
+    def __init__(self, client: TestClient, **profile) -> None:
         self.client = client
-        self.profile = make_enterprise()
+        self.profile = {**make_enterprise(), **profile}
         r = client.post("/api/v1/collection/enterprises", json=self.profile)
         assert r.status_code == 201, r.text
         body = r.json()
@@ -155,6 +155,13 @@ def admins(client) -> dict[Role, Staff]:
         out[role] = Staff(client, name, made.totp_secret, made.staff_id)
         assert out[role].login().status_code == 200
     return out
+
+
+def regulator(client, admins, region: str) -> Staff:
+    """A regulator of `region`, logged in."""
+    who = new_staff(client, admins, Role.REGULATOR, region)
+    assert who.login().status_code == 200
+    return who
 
 
 def new_staff(client, admins, role: Role | None = None, region: str | None = None) -> Staff:

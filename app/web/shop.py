@@ -1,0 +1,126 @@
+"""Shop staff pages: uploads with their status and errors, corrections (versions), ratings and
+complaints with a reply, and the car histories owners have shared (other shops' names hidden)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from app.api.deps import RuntimeDep, client_ip
+from app.domain.errors import AppError
+from app.security.reads import ReadService
+from app.services import complaints, enterprises, ratings, shops
+from app.web.session import WebShop, safe_next, same_origin, set_cookie, signed_out
+from app.web.templating import render
+
+router = APIRouter(prefix="/shop", include_in_schema=False, dependencies=[Depends(same_origin)])
+
+
+def _see(to: str) -> RedirectResponse:
+    return RedirectResponse(to, status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "") -> HTMLResponse:
+    return render(request, "shop/login.html", form={"next": next}, errors=[])
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    rt: RuntimeDep,
+    username: Annotated[str, Form(max_length=40)] = "",
+    password: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    form = {"username": username.strip(), "next": next}
+    if not username.strip() or not password:
+        return render(request, "shop/login.html", status=422, form=form, errors=["请填写用户名和密码"])
+    try:
+        with rt.db.transaction() as s:
+            user = shops.authenticate(s, rt.limiter, form["username"], password, client_ip(request))
+            user_id = user.id if user else None
+    except AppError as exc:
+        return render(request, "shop/login.html", status=exc.status, form=form, errors=[exc.detail])
+    if user_id is None:
+        return render(request, "shop/login.html", status=401, form=form, errors=["用户名或密码错误"])
+    ttl = rt.settings.owner_token_ttl_seconds
+    token, _ = rt.tokens.issue("shop", user_id, ttl)
+    response = _see(safe_next(next, "/shop"))
+    set_cookie(request, response, "shop", token, ttl)
+    return response
+
+
+@router.post("/logout")
+def logout() -> RedirectResponse:
+    return signed_out("shop")
+
+
+def _home(
+    request: Request, rt: RuntimeDep, who: WebShop, status: int = 200, errors: list[str] | None = None
+) -> HTMLResponse:
+    assert who.enterprise_id is not None
+    with rt.db.transaction() as s:
+        ent = enterprises.enterprise(s, who.enterprise_id)
+        ctx = {
+            "enterprise": ent,
+            "uploads": shops.uploads(s, who, limit=50),
+            "rejections": shops.rejections(s, who, limit=50),
+            "ratings": ratings.of_enterprise(s, who.enterprise_id, limit=50),
+            "complaints": complaints.of_enterprise(s, who),
+            "shared": shops.shared_with(s, who),
+        }
+    return render(
+        request, "shop/home.html", status=status, dimensions=ratings.DIMENSIONS, errors=errors or [], **ctx
+    )
+
+
+@router.get("", response_class=HTMLResponse)
+def home(request: Request, rt: RuntimeDep, who: WebShop) -> HTMLResponse:
+    return _home(request, rt, who)
+
+
+@router.post("/ratings/{rating_id}/reply", response_class=HTMLResponse)
+def reply_rating(
+    rating_id: int,
+    request: Request,
+    rt: RuntimeDep,
+    who: WebShop,
+    text: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    try:
+        with rt.db.transaction() as s:
+            ratings.reply(s, who, rating_id, text)
+    except AppError as exc:
+        return _home(request, rt, who, status=exc.status, errors=[exc.detail])
+    return _see("/shop#ratings")
+
+
+@router.post("/complaints/{complaint_id}/reply", response_class=HTMLResponse)
+def reply_complaint(
+    complaint_id: int,
+    request: Request,
+    rt: RuntimeDep,
+    who: WebShop,
+    text: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    try:
+        with rt.db.transaction() as s:
+            complaints.enterprise_reply(s, who, complaint_id, text)
+    except AppError as exc:
+        return _home(request, rt, who, status=exc.status, errors=[exc.detail])
+    return _see("/shop#complaints")
+
+
+@router.get("/records/{record_id}", response_class=HTMLResponse)
+def record(record_id: int, request: Request, rt: RuntimeDep, who: WebShop) -> HTMLResponse:
+    with rt.db.transaction() as s:
+        r = shops.record_versions(s, who, record_id)
+    return render(request, "shop/record.html", r=r)
+
+
+@router.get("/vehicles/{vin}", response_class=HTMLResponse)
+def shared_vehicle(vin: str, request: Request, rt: RuntimeDep, who: WebShop) -> HTMLResponse:
+    with rt.db.transaction() as s:
+        hist = ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin.upper()[:17])
+    return render(request, "shop/vehicle.html", h=hist)
