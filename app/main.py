@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import logs
-from app.api import collection, national, owner, regulator, staff
+from app.api import collection, exchange, national, owner, regulator, staff
 from app.api.errors import install as install_error_handlers
 from app.api.middleware import RequestMiddleware
 from app.metrics import router as ops_router
@@ -51,6 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         staff.admin,
         regulator.router,
         regulator.public,
+        exchange.router,
+        exchange.admin,
         ops_router,
     ):
         app.include_router(router)

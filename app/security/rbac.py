@@ -38,6 +38,7 @@ class Perm(StrEnum):
     ROLE_ASSIGN = "role.assign"
     SESSION_REVOKE = "session.revoke"
     AUDIT_READ = "audit.read"
+    EXCHANGE_MANAGE = "exchange.manage"  # node-to-node exchange: state, dead letters, replay, reconcile
 
 
 PERMISSIONS: dict[Role, frozenset[Perm]] = {
@@ -46,7 +47,7 @@ PERMISSIONS: dict[Role, frozenset[Perm]] = {
     Role.ENTERPRISE_CLIENT: frozenset({Perm.RECORD_UPLOAD}),
     Role.REGULATOR: frozenset({Perm.HISTORY_REGION, Perm.ENTERPRISE_REGION, Perm.ENTERPRISE_PUBLIC}),
     Role.PUBLIC: frozenset({Perm.ENTERPRISE_PUBLIC}),
-    Role.SYSTEM_ADMIN: frozenset({Perm.STAFF_MANAGE}),
+    Role.SYSTEM_ADMIN: frozenset({Perm.STAFF_MANAGE, Perm.EXCHANGE_MANAGE}),
     Role.SECURITY_ADMIN: frozenset({Perm.ROLE_ASSIGN, Perm.SESSION_REVOKE}),
     Role.AUDIT_ADMIN: frozenset({Perm.AUDIT_READ}),
 }
