@@ -9,6 +9,7 @@ from app import logs
 from app.api import collection, exchange, national, owner, regulator, staff
 from app.api.errors import install as install_error_handlers
 from app.api.middleware import RequestMiddleware
+from app.exchange.relay import ensure_cursors
 from app.metrics import router as ops_router
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
@@ -36,6 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rt = Runtime.from_settings(settings)
         app.state.runtime, app.state.db, app.state.objects = rt, rt.db, rt.objects
         rt.objects.ensure_bucket()
+        if rt.exchange is not None:  # every configured peer has a cursor (and a status) from the start
+            with rt.db.transaction() as s:
+                ensure_cursors(s, list(rt.exchange.peers))
         yield
         rt.close()
 

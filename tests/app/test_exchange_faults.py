@@ -187,9 +187,7 @@ def _cli(fed, node: str, *args: str) -> subprocess.CompletedProcess:
     n = fed.nodes[node]
     return subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "pbox.cli",
+            str(Path(sys.executable).parent / "pbox"),
             "exchange",
             "reconcile",
             "--url",
@@ -234,6 +232,12 @@ def test_reconciliation_finds_a_message_lost_in_transit_and_rerequests_it(fed):
 
 
 def test_after_the_faults_every_node_agrees_with_every_peer(fed):
+    # traffic on every link: a Nanjing upload (city → A → ministry), a Nanjing car repaired in
+    # Hangzhou (B → ministry → A → city)
+    nanjing, hangzhou = Shop(fed, CITY_A, "320102"), Shop(fed, PROV_B, "330100")
+    arrives(fed, MINISTRY, nanjing.uscc, nanjing.upload("苏A0Z001")["settlement_no"])
+    arrives(fed, CITY_A, hangzhou.uscc, hangzhou.upload("苏A0Z002")["settlement_no"])
+
     def all_agree() -> bool:
         for name, *_ in LAYOUT:
             result = fed.admin(name, "POST", "/reconcile/run")
@@ -242,8 +246,16 @@ def test_after_the_faults_every_node_agrees_with_every_peer(fed):
         return True
 
     wait_until(all_agree, 120, "counts and digests equal between every pair of peers")
-    compared = sum(len(fed.admin(name, "GET", "/reconcile")["days"]) for name, *_ in LAYOUT)
-    assert compared >= 6
+    compared = {
+        (name, d["peer"]) for name, *_ in LAYOUT for d in fed.admin(name, "GET", "/reconcile")["days"]
+    }
+    assert compared >= {
+        (PROV_A, CITY_A),
+        (MINISTRY, PROV_A),
+        (MINISTRY, PROV_B),
+        (PROV_A, MINISTRY),
+        (CITY_A, PROV_A),
+    }
     for name, *_ in LAYOUT:
         assert duplicated_versions(fed, name) == []
         with httpx.Client(verify=str(fed.ca.cert_file)) as c:
