@@ -85,6 +85,17 @@ MESSAGES: dict[str, str] = {
     "STAFF_NOT_FOUND": "工作人员账户不存在",
     "AUDIT_CHAIN_BROKEN": "审计日志哈希链断裂：记录被删除或改动",
     "USERNAME_FORMAT": "用户名只能包含小写字母、数字、点、下划线和连字符，3 至 40 位",
+    # node-to-node exchange (docs/exchange.md)
+    "EXCHANGE_DISABLED": "本节点未启用数据交换",
+    "PEER_CERT_REQUIRED": "数据交换接口须以对端节点证书进行双向 TLS 认证",
+    "PEER_UNKNOWN": "未配置的对端节点",
+    "PEER_CERT_MISMATCH": "报文发送方与连接证书不符",
+    "WRONG_RECIPIENT": "报文接收方不是本节点",
+    "SIGNATURE_INVALID": "报文签名验证失败",
+    "MESSAGE_MALFORMED": "报文格式错误",
+    "KIND_UNKNOWN": "未知的报文类型",
+    "DIGEST_MISMATCH": "记录内容与摘要不符",
+    "ENTERPRISE_INVALID": "报文中的企业信息无效",
     # warnings (accepted, but flagged)
     "MILEAGE_DECREASED": "里程小于该车上一次维修记录（可能更换过里程表）",
 }
