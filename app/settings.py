@@ -45,11 +45,13 @@ class ExchangeSettings(BaseModel):
     poll_seconds: float = 1.0
     backoff_base_seconds: float = 0.5
     backoff_max_seconds: float = 300.0
-    request_timeout_seconds: float = 30.0
+    request_timeout_seconds: float = 60.0
     reconcile_interval_seconds: float = 600.0
     reconcile_days: int = 7
     statistics_interval_seconds: float = 3600.0
     statistics_days: int = 7
+    # shipped outbox rows and inbox ids are kept this long (reconciliation looks back reconcile_days)
+    retention_days: int = 35
 
 
 class Settings(BaseSettings):

@@ -70,6 +70,21 @@ def replay(session: Session, peer: str | None, message_ids: list[str] | None) ->
     return made
 
 
+def purge(session: Session, days: int) -> dict[str, int]:
+    """Forget what is old and settled: outbox rows the peer acknowledged (dead letters stay until
+    replayed), inbox ids (a late duplicate is still caught by its record version)."""
+    shipped = session.execute(
+        text("""DELETE FROM exchange_outbox o USING exchange_cursor c
+                WHERE c.peer = o.peer AND (o.xid, o.id) <= (c.xid, c.id) AND o.status <> 'dead'
+                  AND o.created_at < now() - make_interval(days => :d)"""),
+        {"d": days},
+    )
+    seen = session.execute(
+        text("DELETE FROM exchange_inbox WHERE received_at < now() - make_interval(days => :d)"), {"d": days}
+    )
+    return {"outbox": shipped.rowcount, "inbox": seen.rowcount}  # type: ignore[attr-defined]
+
+
 def configured(node: ExchangeNode | None) -> dict[str, Any]:
     if node is None:
         return {"enabled": False}

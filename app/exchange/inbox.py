@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,7 @@ from app.db.models import (
 from app.db.session import Database
 from app.domain.clock import now
 from app.domain.enterprise import EnterpriseIn
-from app.domain.record import digest, parse_record
+from app.domain.record import RecordIn, digest, parse_record
 from app.exchange import outbox
 from app.exchange.node import ExchangeNode, Peer
 from app.exchange.signing import verify
@@ -100,88 +100,46 @@ def audit_rejection(
     log.warning("exchange message rejected", extra={"message_id": mid, "sender": sender, "reason": err.code})
 
 
-def receive(
-    node: ExchangeNode,
-    db: Database,
-    audit: AuditLog,
-    caller_cn: str | None,
-    messages: list[Any],
-    client_ip: str | None = None,
-) -> list[Result]:
-    """Each message in its own transaction, in order: one refused message does not hold up the rest."""
-    out = []
-    for m in messages:
-        mid = str(m.get("id")) if isinstance(m, dict) else ""
-        try:
-            peer = authenticate(node, caller_cn, m)
-            status = db.run(lambda s, m=m, peer=peer: apply(node, s, peer, m))
-            out.append(Result(mid, status))
-        except Rejected as err:
-            audit_rejection(db, audit, caller_cn, m, err, client_ip)
-            out.append(Result(mid, "rejected", err.code))
-    return out
+@dataclass
+class RecordMsg:
+    """A record.version message that passed every check that needs no database."""
+
+    id: str
+    body: dict[str, Any]
+    enterprise: EnterpriseIn
+    settlement_no: str
+    version: int
+    kind: str
+    digest: str
+    vin: str
+    settle: date
+    parsed: RecordIn | None
+    withdraw_reason: str | None
+    origin_region: str
+    origin_at: datetime
+
+    @property
+    def key(self) -> str:
+        return outbox.record_key(self.enterprise.uscc, self.settlement_no, self.version)
 
 
-def apply(node: ExchangeNode, session: Session, peer: Peer, m: dict[str, Any]) -> Status:
-    body = m["body"]
-    key = None
-    if m["kind"] == outbox.RECORD:
-        rec = body.get("record") or {}
-        key = outbox.record_key(
-            str(body.get("enterprise", {}).get("uscc")),
-            str(rec.get("settlement_no")),
-            int(rec.get("version", 0)),
-        )
-    first = session.execute(
-        pg_insert(ExchangeInbox)
-        .values(
-            message_id=m["id"], sender=peer.name, kind=str(m["kind"])[:30], msg_key=key, outcome="applied"
-        )
-        .on_conflict_do_nothing(index_elements=["message_id"])
-        .returning(ExchangeInbox.message_id)
-    ).first()
-    if first is None:
-        return "duplicate"
-    if m["kind"] == outbox.RECORD:
-        status = apply_record(node, session, peer, body)
-    elif m["kind"] == outbox.STATISTICS:
-        status = apply_statistics(session, peer, body)
-    else:
-        raise Rejected("KIND_UNKNOWN")
-    if status == "duplicate":
-        session.execute(
-            update(ExchangeInbox).where(ExchangeInbox.message_id == m["id"]).values(outcome=status)
-        )
-    return status
-
-
-def _enterprise_id(session: Session, raw: Any) -> int:
-    try:
-        ent = EnterpriseIn.model_validate(raw)
-    except ValidationError as exc:
-        raise Rejected("ENTERPRISE_INVALID", str(exc.errors()[:1])) from exc
-    session.execute(
-        pg_insert(Enterprise)
-        .values(**ent.model_dump(exclude_none=True))
-        .on_conflict_do_nothing(index_elements=["uscc"])
-    )
-    ent_id = session.scalar(select(Enterprise.id).where(Enterprise.uscc == ent.uscc))
-    assert ent_id is not None
-    return ent_id
-
-
-def apply_record(node: ExchangeNode, session: Session, peer: Peer, body: dict[str, Any]) -> Status:
+def check_record(mid: str, body: Any) -> RecordMsg:
     try:
         origin, rec = body["origin"], body["record"]
-        origin_region, origin_at = str(origin["region_code"]), datetime.fromisoformat(origin["at"])
+        origin_region, origin_at = str(origin["region_code"])[:6], datetime.fromisoformat(origin["at"])
         version, kind, dig = int(rec["version"]), rec["kind"], str(rec["digest"])
         settlement_no, vin = str(rec["settlement_no"]), str(rec["vin"])
         settle = date.fromisoformat(rec["settle_date"]) if rec.get("settle_date") else None
     except (KeyError, TypeError, ValueError) as exc:
         raise Rejected("MESSAGE_MALFORMED", repr(exc)) from exc
-    if version < 1 or origin_at.tzinfo is None:
+    if not 1 <= version < 2**31 or origin_at.tzinfo is None:
         raise Rejected("MESSAGE_MALFORMED", "version or origin.at")
+    try:
+        ent = EnterpriseIn.model_validate(body.get("enterprise"))
+    except ValidationError as exc:
+        raise Rejected("ENTERPRISE_INVALID", str(exc.errors()[:1])) from exc
     parsed = None
+    reason = None
     if kind == "upload":
         parsed, errors = parse_record(rec.get("content"), complete=False)
         if parsed is None:
@@ -190,75 +148,263 @@ def apply_record(node: ExchangeNode, session: Session, peer: Peer, body: dict[st
             raise Rejected("DIGEST_MISMATCH")
         settle = parsed.settle_date
     elif kind == "withdrawal":
-        if dig != f"withdrawn:{version}" or not rec.get("withdraw_reason") or settle is None:
+        reason = rec.get("withdraw_reason")
+        if dig != f"withdrawn:{version}" or not isinstance(reason, str) or not reason or settle is None:
             raise Rejected("MESSAGE_MALFORMED", "withdrawal")
     else:
         raise Rejected("MESSAGE_MALFORMED", "record.kind")
     assert settle is not None
-    ent_id = _enterprise_id(session, body.get("enterprise"))
-    if parsed is not None:
-        _upsert_vehicles(session, [BatchItem(0, parsed)])
-    received_at = now()
-    status = "active" if kind == "upload" else "withdrawn"
-    mileage = parsed.mileage_km if parsed is not None else None
-    head_values = {
-        "vin": vin,
-        "settle_date": settle,
-        "current_version": version,
-        "current_received_at": received_at,
-        "current_digest": dig,
-        "status": status,
-    }
-    if mileage is not None:
-        head_values["mileage_km"] = mileage
-    created = session.scalar(
-        pg_insert(RepairRecord)
-        .values(enterprise_id=ent_id, settlement_no=settlement_no, **head_values)
-        .on_conflict_do_nothing(index_elements=["enterprise_id", "settlement_no"])
-        .returning(RepairRecord.id)
+    return RecordMsg(
+        mid,
+        body,
+        ent,
+        settlement_no,
+        version,
+        kind,
+        dig,
+        vin,
+        settle,
+        parsed,
+        reason,
+        origin_region,
+        origin_at,
     )
-    if created is None:
-        head = session.execute(
-            select(RepairRecord.id, RepairRecord.current_version)
-            .where(RepairRecord.enterprise_id == ent_id, RepairRecord.settlement_no == settlement_no)
-            .with_for_update()
-        ).one()
-        record_id = head.id
-        held = session.scalar(
-            select(RecordVersion.version).where(
-                RecordVersion.record_id == record_id, RecordVersion.version == version
-            )
+
+
+def receive(
+    node: ExchangeNode,
+    db: Database,
+    audit: AuditLog,
+    caller_cn: str | None,
+    messages: list[Any],
+    client_ip: str | None = None,
+) -> list[Result]:
+    """Checks each message, then applies the records of the batch together, in one transaction.
+
+    A message refused by a check is answered `rejected` on its own; the rest are applied with a few
+    set-based statements per round, like uploads (app.services.records): a failure there fails the
+    request, and the sender sends the batch again (what was applied is then `duplicate`).
+    """
+    results: dict[int, Result] = {}
+    records: list[tuple[int, RecordMsg]] = []
+    others: list[tuple[int, Peer, dict[str, Any]]] = []
+    peer: Peer | None = None
+    for i, m in enumerate(messages):
+        mid = str(m.get("id")) if isinstance(m, dict) else ""
+        try:
+            peer = authenticate(node, caller_cn, m)
+            if m["kind"] == outbox.RECORD:
+                records.append((i, check_record(mid, m["body"])))
+            elif m["kind"] == outbox.STATISTICS:
+                others.append((i, peer, m))
+            else:
+                raise Rejected("KIND_UNKNOWN")
+        except Rejected as err:
+            audit_rejection(db, audit, caller_cn, m, err, client_ip)
+            results[i] = Result(mid, "rejected", err.code)
+    if records:
+        assert peer is not None  # every message authenticated as the connection's one peer
+        sender = peer
+        statuses = db.run(lambda s: apply_records(node, s, sender, [r for _, r in records]))
+        first: set[str] = set()
+        for i, r in records:  # a repeated id within the request: its later copies are duplicates
+            results[i] = Result(r.id, statuses[r.id] if r.id not in first else "duplicate")
+            first.add(r.id)
+    for i, p, m in others:
+        try:
+            results[i] = Result(m["id"], db.run(lambda s, p=p, m=m: apply_other(s, p, m)))
+        except Rejected as err:
+            audit_rejection(db, audit, caller_cn, m, err, client_ip)
+            results[i] = Result(m["id"], "rejected", err.code)
+    return [results[i] for i in range(len(messages))]
+
+
+def _first_time(session: Session, peer: Peer, rows: list[dict[str, Any]]) -> set[str]:
+    """Message ids not seen before, now in the inbox (same transaction as their effect)."""
+    if not rows:
+        return set()
+    new = session.execute(
+        pg_insert(ExchangeInbox)
+        .values([{**r, "sender": peer.name, "outcome": "applied"} for r in rows])
+        .on_conflict_do_nothing(index_elements=["message_id"])
+        .returning(ExchangeInbox.message_id)
+    ).scalars()
+    return {str(x) for x in new}
+
+
+def apply_other(session: Session, peer: Peer, m: dict[str, Any]) -> Status:
+    if not _first_time(session, peer, [{"message_id": m["id"], "kind": m["kind"], "msg_key": None}]):
+        return "duplicate"
+    return apply_statistics(session, peer, m["body"])
+
+
+def _enterprise_ids(session: Session, ents: list[EnterpriseIn]) -> dict[str, int]:
+    distinct = {e.uscc: e for e in ents}
+    session.execute(
+        pg_insert(Enterprise)
+        .values([distinct[u].model_dump() for u in sorted(distinct)])
+        .on_conflict_do_nothing(index_elements=["uscc"])
+    )
+    found = session.execute(
+        select(Enterprise.uscc, Enterprise.id).where(Enterprise.uscc.in_(sorted(distinct)))
+    )
+    return {u: i for u, i in found}
+
+
+def apply_records(
+    node: ExchangeNode, session: Session, peer: Peer, msgs: list[RecordMsg]
+) -> dict[str, Status]:
+    """Statuses by message id: repeats of an id (in the batch or before) and versions already held are
+    `duplicate`; every other version is stored, its record's head moved forward, and routed onward."""
+    status: dict[str, Status] = {}
+    unique: list[RecordMsg] = []
+    for m in msgs:
+        if m.id in status:
+            continue
+        status[m.id] = "duplicate"
+        unique.append(m)
+    new_ids = _first_time(
+        session, peer, [{"message_id": m.id, "kind": outbox.RECORD, "msg_key": m.key} for m in unique]
+    )
+    fresh = [m for m in unique if m.id in new_ids]
+    if not fresh:
+        return status
+    ent_ids = _enterprise_ids(session, [m.enterprise for m in fresh])
+    uploads = [m for m in fresh if m.parsed is not None]
+    if uploads:
+        _upsert_vehicles(session, [BatchItem(i, m.parsed) for i, m in enumerate(uploads) if m.parsed])
+    applied: list[RecordMsg] = []
+    pending = sorted(fresh, key=lambda m: (m.enterprise.uscc, m.settlement_no, m.version))
+    while pending:  # a record with several versions in the batch: one version per round
+        seen: set[tuple[str, str]] = set()
+        now_round, later = [], []
+        for m in pending:
+            k = (m.enterprise.uscc, m.settlement_no)
+            (later if k in seen else now_round).append(m)
+            seen.add(k)
+        applied += _apply_round(session, now_round, ent_ids)
+        pending = later
+    applied_ids = {m.id for m in applied}
+    held = [m.id for m in fresh if m.id not in applied_ids]
+    if held:
+        session.execute(
+            update(ExchangeInbox).where(ExchangeInbox.message_id.in_(held)).values(outcome="duplicate")
         )
-        if held is not None:
-            return "duplicate"
-        # versions may arrive out of order: the head moves forward only
-        if version > head.current_version:
-            session.execute(update(RepairRecord).where(RepairRecord.id == record_id).values(**head_values))
-    else:
-        record_id = created
-    if parsed is not None:
-        row = _version_row(parsed, record_id, version, ent_id, "exchange", received_at, dig)
-    else:
-        row = {
-            "record_id": record_id,
-            "version": version,
-            "received_at": received_at,
-            "kind": "withdrawal",
-            "enterprise_id": ent_id,
-            "settlement_no": settlement_no,
-            "vin": vin,
-            "digest": dig,
-            "settle_date": settle,
-            "withdraw_reason": str(rec["withdraw_reason"])[:500],
+    for m in applied:
+        status[m.id] = "applied"
+    plates = {m.vin: m.parsed.vehicle.plate_no for m in applied if m.parsed is not None}
+    bare = sorted({m.vin for m in applied if m.parsed is None} - plates.keys())
+    if bare:
+        plates |= {
+            v: p
+            for v, p in session.execute(select(Vehicle.vin, Vehicle.plate_no).where(Vehicle.vin.in_(bare)))
         }
-    row |= {"source": "exchange", "origin_region": origin_region, "origin_at": origin_at}
-    session.execute(insert(RecordVersion), [row])
-    if parsed is not None:
-        plate = parsed.vehicle.plate_no
-    else:
-        plate = session.scalar(select(Vehicle.plate_no).where(Vehicle.vin == vin))
-    outbox.write(session, outbox.route_records(node, session, [(body, plate)], origin_region, peer.name))
-    return "applied"
+    items = [(m.body, plates.get(m.vin)) for m in applied]
+    outbox.write(session, outbox.route_records(node, session, items, peer.name))
+    return status
+
+
+def _apply_round(session: Session, msgs: list[RecordMsg], ent_ids: dict[str, int]) -> list[RecordMsg]:
+    """Messages of distinct records: returns those whose version was new here."""
+    received_at = now()
+    heads = RepairRecord.__table__
+    conn = session.connection()
+
+    def head_values(m: RecordMsg) -> dict[str, Any]:
+        return {
+            "vin": m.vin,
+            "settle_date": m.settle,
+            "current_version": m.version,
+            "current_received_at": received_at,
+            "current_digest": m.digest,
+            "status": "active" if m.kind == "upload" else "withdrawn",
+        }
+
+    def mileage(m: RecordMsg) -> dict[str, Any]:
+        return {"mileage_km": m.parsed.mileage_km if m.parsed is not None else None}
+
+    ident = {m.id: (ent_ids[m.enterprise.uscc], m.settlement_no) for m in msgs}
+    created = {
+        (e, no): rid
+        for e, no, rid in conn.execute(
+            pg_insert(heads)
+            .on_conflict_do_nothing(index_elements=["enterprise_id", "settlement_no"])
+            .returning(heads.c.enterprise_id, heads.c.settlement_no, heads.c.id),
+            [
+                {
+                    "enterprise_id": ident[m.id][0],
+                    "settlement_no": m.settlement_no,
+                    **head_values(m),
+                    **mileage(m),
+                }
+                for m in msgs
+            ],
+        )
+    }
+    rest = sorted({ident[m.id] for m in msgs} - created.keys())
+    existing = {}
+    if rest:
+        existing = {
+            (r.enterprise_id, r.settlement_no): r
+            for r in session.execute(
+                select(
+                    RepairRecord.id,
+                    RepairRecord.enterprise_id,
+                    RepairRecord.settlement_no,
+                    RepairRecord.current_version,
+                )
+                .where(tuple_(RepairRecord.enterprise_id, RepairRecord.settlement_no).in_(rest))
+                .order_by(RepairRecord.enterprise_id, RepairRecord.settlement_no)
+                .with_for_update()
+            )
+        }
+    ids = {**created, **{k: r.id for k, r in existing.items()}}
+    held: set[tuple[int, int]] = set()
+    if existing:
+        wanted = [(ids[ident[m.id]], m.version) for m in msgs if ident[m.id] in existing]
+        held = {
+            (r, v)
+            for r, v in session.execute(
+                select(RecordVersion.record_id, RecordVersion.version).where(
+                    tuple_(RecordVersion.record_id, RecordVersion.version).in_(wanted)
+                )
+            )
+        }
+    rows, moved, moved_upload, applied = [], [], [], []
+    for m in msgs:
+        k = ident[m.id]
+        rid = ids[k]
+        if (rid, m.version) in held:
+            continue
+        if k in existing and m.version > existing[k].current_version:
+            # versions may arrive out of order: the head moves forward only (a withdrawal keeps the mileage)
+            if m.parsed is not None:
+                moved_upload.append({"head_id": rid, **head_values(m), **mileage(m)})
+            else:
+                moved.append({"head_id": rid, **head_values(m)})
+        if m.parsed is not None:
+            row = _version_row(m.parsed, rid, m.version, k[0], "exchange", received_at, m.digest)
+        else:
+            row = {
+                "record_id": rid,
+                "version": m.version,
+                "received_at": received_at,
+                "kind": "withdrawal",
+                "enterprise_id": k[0],
+                "settlement_no": m.settlement_no,
+                "vin": m.vin,
+                "digest": m.digest,
+                "settle_date": m.settle,
+                "withdraw_reason": (m.withdraw_reason or "")[:500],
+            }
+        rows.append(row | {"source": "exchange", "origin_region": m.origin_region, "origin_at": m.origin_at})
+        applied.append(m)
+    for batch in (moved, moved_upload):
+        if batch:
+            conn.execute(update(heads).where(heads.c.id == bindparam("head_id")), batch)
+    if rows:
+        conn.execute(insert(RecordVersion.__table__), rows)
+    return applied
 
 
 def apply_statistics(session: Session, peer: Peer, body: dict[str, Any]) -> Status:

@@ -52,14 +52,15 @@ def record_body(
     }
 
 
-def homes(session: Session, vins_plates: dict[str, str | None], origin_region: str) -> dict[str, str | None]:
-    """The home region of each car: from its plate, else the region that first reported its VIN."""
+def homes(session: Session, cars: dict[str, tuple[str | None, str]]) -> dict[str, str | None]:
+    """The home region of each car (VIN → plate, origin region): from its plate, else the region that
+    first reported its VIN here."""
     session.execute(
         pg_insert(ExchangeVinHome)
-        .values([{"vin": v, "region_code": origin_region} for v in sorted(vins_plates)])
+        .values([{"vin": v, "region_code": cars[v][1]} for v in sorted(cars)])
         .on_conflict_do_nothing(index_elements=["vin"])
     )
-    out = {vin: home_region(plate) for vin, plate in vins_plates.items()}
+    out = {vin: home_region(plate) for vin, (plate, _) in cars.items()}
     unplated = sorted(v for v, h in out.items() if h is None)
     if unplated:
         found = session.execute(
@@ -106,16 +107,17 @@ def write(session: Session, rows: list[dict[str, Any]]) -> None:
 def route_records(
     node: ExchangeNode,
     session: Session,
-    items: list[tuple[dict[str, Any], dict[str, Any]]],
-    origin_region: str,
+    items: list[tuple[dict[str, Any], str | None]],
     source_peer: str | None,
 ) -> list[dict[str, Any]]:
     """Outbox rows for record.version bodies (with the vehicle's plate beside each), routed by home."""
-    plates = {body["record"]["vin"]: plate for body, plate in items}
-    home = homes(session, plates, origin_region)
+    if not items:
+        return []
+    home = homes(session, {b["record"]["vin"]: (plate, b["origin"]["region_code"]) for b, plate in items})
     rows: list[dict[str, Any]] = []
     for body, _ in items:
         rec = body["record"]
+        origin_region = body["origin"]["region_code"]
         peers = node.route(RecordEvent(origin_region, home[rec["vin"]], source_peer))
         at = datetime.fromisoformat(body["origin"]["at"])
         rows += rows_for(
@@ -154,4 +156,4 @@ def local_versions(node: ExchangeNode, session: Session, versions: list[NewVersi
         else:
             plate = session.scalar(select(Vehicle.plate_no).where(Vehicle.vin == row["vin"]))
         items.append((record_body(ents[row["enterprise_id"]], row, content, origin), plate))
-    write(session, route_records(node, session, items, node.region_code, None))
+    write(session, route_records(node, session, items, None))

@@ -6,8 +6,9 @@ their writing transaction's id, and only from transactions older than every tran
 running; any row that commits later has a larger xid than the cursor, so the cursor never passes it.
 
 A peer that cannot be reached, or answers with an error, gets the same batch again after a delay
-that doubles per failure (with jitter, capped); a message the peer rejects is dead-lettered (the
-admin API lists and replays them) and the cursor moves on.
+that doubles per failure (with jitter, capped); a batch that timed out is halved first, so a slow
+peer still makes progress (and doubles back on success). A message the peer rejects is
+dead-lettered (the admin API lists and replays them) and the cursor moves on.
 """
 
 import logging
@@ -61,6 +62,7 @@ class ShipResult:
 class Relay:
     def __init__(self, node: ExchangeNode, db: Database, client: httpx.Client) -> None:
         self.node, self.db, self.client = node, db, client
+        self.batch = {p: node.config.batch_size for p in node.peers}
         with db.transaction() as s:
             ensure_cursors(s, list(node.peers))
 
@@ -80,7 +82,7 @@ class Relay:
             if cur.next_attempt_at is not None and cur.next_attempt_at > now():
                 return ShipResult(waiting=True)
             rows = s.execute(
-                _PENDING, {"peer": peer.name, "cx": cur.xid, "cid": cur.id, "n": self.node.config.batch_size}
+                _PENDING, {"peer": peer.name, "cx": cur.xid, "cid": cur.id, "n": self.batch[peer.name]}
             ).all()
         if not rows:
             return ShipResult()
@@ -94,8 +96,11 @@ class Relay:
             if set(results) != {m["id"] for m in messages}:
                 raise ValueError("the answer does not list every message sent")
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, httpx.TimeoutException):
+                self.batch[peer.name] = max(1, len(rows) // 2)
             self._failed(peer, cur.failures + 1, exc)
             return ShipResult(failed=True)
+        self.batch[peer.name] = min(self.node.config.batch_size, self.batch[peer.name] * 2)
         rejected = [x for x in results.values() if x["status"] == "rejected"]
         last = rows[-1]
         with self.db.transaction() as s:

@@ -9,7 +9,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from app.db.session import Database
-from app.exchange import statistics
+from app.exchange import admin, statistics
 from app.exchange.client import http_client
 from app.exchange.node import ExchangeNode
 from app.exchange.outbox import NOTIFY_CHANNEL
@@ -47,7 +47,7 @@ def relay_loop(node: ExchangeNode, db: Database, url: str, stop: threading.Event
 def schedule_loop(node: ExchangeNode, db: Database, stop: threading.Event) -> None:
     cfg = node.config
     next_reconcile = time.monotonic() + min(cfg.reconcile_interval_seconds, 30)
-    next_stats = time.monotonic()
+    next_stats = next_purge = time.monotonic()
     with http_client(node) as client:
         while not stop.is_set():
             at = time.monotonic()
@@ -56,12 +56,19 @@ def schedule_loop(node: ExchangeNode, db: Database, stop: threading.Event) -> No
                     next_stats = at + cfg.statistics_interval_seconds
                     with db.transaction() as s:
                         statistics.report(s, node)
+                if at >= next_purge:
+                    next_purge = at + 6 * 3600
+                    with db.transaction() as s:
+                        log.info(
+                            "exchange purged",
+                            extra=admin.purge(s, max(cfg.retention_days, cfg.reconcile_days + 1)),
+                        )
                 if at >= next_reconcile:
                     next_reconcile = at + cfg.reconcile_interval_seconds
                     reconcile_all(node, db, client)
             except Exception:  # logged and tried again at the next turn
                 log.exception("exchange schedule failed")
-            stop.wait(max(0.1, min(next_stats, next_reconcile) - time.monotonic()))
+            stop.wait(max(0.1, min(next_stats, next_reconcile, next_purge) - time.monotonic()))
 
 
 def start(node: ExchangeNode, db: Database, url: str, stop: threading.Event) -> list[threading.Thread]:

@@ -260,3 +260,33 @@ def test_after_the_faults_every_node_agrees_with_every_peer(fed):
         assert duplicated_versions(fed, name) == []
         with httpx.Client(verify=str(fed.ca.cert_file)) as c:
             assert "pbox_exchange_outbox_oldest_age_seconds" in c.get(f"{fed.nodes[name].url}/metrics").text
+
+
+def test_old_settled_messages_are_purged_and_a_late_duplicate_still_applies_nothing(fed):
+    from sqlalchemy.orm import Session
+
+    from app.exchange.admin import purge
+
+    shop = Shop(fed, CITY_A, "320102")
+    no = shop.upload("苏A0P001")["settlement_no"]
+    arrives(fed, PROV_A, shop.uscc, no)
+    wait_until(lambda: backlog(fed, CITY_A, PROV_A) == 0, 60, "the city's relay to catch up")
+    (row,) = outbox_rows(fed, CITY_A, shop.uscc, no)
+    late = signed(fed, CITY_A, row)
+    for node, table, col in (
+        (CITY_A, "exchange_outbox", "created_at"),
+        (PROV_A, "exchange_inbox", "received_at"),
+    ):
+        eng = fed.nodes[node].engine()
+        with eng.begin() as c:
+            c.exec_driver_sql(
+                f"UPDATE {table} SET {col} = now() - interval '40 days' WHERE msg_key LIKE %s",
+                (f"{shop.uscc}/{no}/%",),
+            )
+            with Session(bind=c) as s:
+                assert purge(s, 35)[table.removeprefix("exchange_")] >= 1
+        eng.dispose()
+    assert outbox_rows(fed, CITY_A, shop.uscc, no) == []
+    r = post_messages(fed, CITY_A, PROV_A, [late])
+    assert r.json()["results"][0]["status"] == "duplicate"  # the record version is held: nothing applied
+    assert len(versions_of(fed, PROV_A, shop.uscc, no)) == 1
