@@ -107,3 +107,23 @@ def test_statistics_are_reported_upward_on_schedule(fed):
     # the province reports its jurisdiction, the city's uploads included
     wait_until(lambda: reported(MINISTRY, PROV_A), 60, "province statistics at the ministry")
     assert not query(fed, PROV_B, "SELECT 1 FROM exchange_statistics")
+
+
+def test_an_upload_in_the_national_format_travels_like_any_other(fed):
+    import uuid
+
+    from tests.app.test_api_national import call, record_info, register
+
+    vin, costlist = make_vin(), "CL-" + uuid.uuid4().hex[:10].upper()
+    with fed.client() as c:
+        c.base_url = fed.nodes[CITY_A].url
+        _, token = register(c)
+        assert call(c, "carhealth/record", record_info(token, vin, costlist=costlist))["code"] == "1"
+    uscc = query(
+        fed,
+        CITY_A,
+        "SELECT e.uscc FROM repair_record r JOIN enterprise e ON e.id = r.enterprise_id WHERE r.vin = :v",
+        v=vin,
+    )[0][0]
+    # no amounts in this format: the receiving province validates it as the national door does
+    assert arrives(fed, PROV_A, uscc, costlist) == versions_of(fed, CITY_A, uscc, costlist)
