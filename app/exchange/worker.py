@@ -24,6 +24,16 @@ def _libpq_url(url: str) -> str:
 
 
 def relay_loop(node: ExchangeNode, db: Database, url: str, stop: threading.Event) -> None:
+    """The relay, started again on a fresh connection whenever the database connection is lost."""
+    while not stop.is_set():
+        try:
+            _relay(node, db, url, stop)
+        except Exception:  # the LISTEN connection (or the lock with it) is gone: reconnect and go on
+            log.exception("relay connection lost")
+            stop.wait(max(node.config.poll_seconds, 1.0))
+
+
+def _relay(node: ExchangeNode, db: Database, url: str, stop: threading.Event) -> None:
     with psycopg.connect(_libpq_url(url), autocommit=True) as conn, http_client(node) as client:
         relay = Relay(node, db, client)
         # one relay per node: a second app-worker (another app host of the site) waits as standby

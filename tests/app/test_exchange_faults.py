@@ -231,6 +231,21 @@ def test_reconciliation_finds_a_message_lost_in_transit_and_rerequests_it(fed):
     assert shown.returncode == 0, shown.stdout + shown.stderr
 
 
+def test_the_relay_survives_losing_its_database_connections(fed):
+    dbname = fed.nodes[CITY_A].db_url.rsplit("/", 1)[1]
+    killed = query(
+        fed,
+        PROV_A,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = :d AND pid <> pg_backend_pid()",
+        d=dbname,
+    )
+    assert killed and all(ok for (ok,) in killed)
+    shop = Shop(fed, CITY_A, "320102")
+    no = shop.upload("苏A0X001")["settlement_no"]
+    assert arrives(fed, PROV_A, shop.uscc, no) == versions_of(fed, CITY_A, shop.uscc, no)
+
+
 def test_after_the_faults_every_node_agrees_with_every_peer(fed):
     # traffic on every link: a Nanjing upload (city → A → ministry), a Nanjing car repaired in
     # Hangzhou (B → ministry → A → city)
