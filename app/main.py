@@ -6,9 +6,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import logs, web
-from app.api import collection, national, owner, public, regulator, shop, staff
+from app.api import collection, exchange, national, owner, public, regulator, shop, staff
 from app.api.errors import install as install_error_handlers
 from app.api.middleware import RequestMiddleware
+from app.exchange.relay import ensure_cursors
 from app.metrics import router as ops_router
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
@@ -40,6 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rt = Runtime.from_settings(settings)
         app.state.runtime, app.state.db, app.state.objects = rt, rt.db, rt.objects
         rt.objects.ensure_bucket()
+        if rt.exchange is not None:  # every configured peer has a cursor (and a status) from the start
+            with rt.db.transaction() as s:
+                ensure_cursors(s, list(rt.exchange.peers))
         yield
         rt.close()
 
@@ -57,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         regulator.router,
         public.router,
         shop.router,
+        exchange.router,
+        exchange.admin,
         ops_router,
     ):
         app.include_router(router)

@@ -4,6 +4,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
+from app.exchange.metrics import refresh as refresh_exchange
+
 UPLOADS = Counter(
     "pbox_record_uploads_total", "Repair records received, by outcome and reason", ["outcome", "reason"]
 )
@@ -47,4 +49,7 @@ def metrics(request: Request) -> Response:
     DB_POOL.labels("checked_out").set(pool.checkedout())
     DB_POOL.labels("idle").set(pool.checkedin())
     DB_POOL.labels("size").set(pool.size())
+    if request.app.state.runtime.exchange is not None:
+        with request.app.state.db.transaction() as s:
+            refresh_exchange(s)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

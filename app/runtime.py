@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from app.db.session import Database
+from app.exchange.node import ExchangeNode
 from app.security.auditlog import AuditLog
 from app.security.fieldcrypt import FieldCipher, load_master_key
 from app.security.querycodes import QueryCodes
@@ -24,6 +25,7 @@ class Runtime:
     crypto: FieldCipher
     audit: AuditLog
     staff_auth: StaffAuth
+    exchange: ExchangeNode | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Runtime":
@@ -40,6 +42,7 @@ class Runtime:
             crypto=crypto,
             audit=audit,
             staff_auth=StaffAuth(settings, crypto, audit),
+            exchange=ExchangeNode.from_settings(settings),
         )
 
     def close(self) -> None:

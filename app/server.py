@@ -1,12 +1,29 @@
 """`app-web`: the API on uvicorn, behind nginx."""
 
 import socket
+import ssl
+from typing import Any
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from app import logs
-from app.settings import get_settings
+from app.exchange.tls import ClientCertH11Protocol
+from app.settings import Settings, get_settings
+
+
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """HTTPS served here (no proxy in front): client certificates optional, verified against the CA when
+    shown; the exchange endpoints refuse callers without one (app.exchange.tls)."""
+    if settings.tls_cert_file is None:
+        return {}
+    return {
+        "ssl_certfile": str(settings.tls_cert_file),
+        "ssl_keyfile": str(settings.tls_key_file),
+        "ssl_ca_certs": str(settings.tls_client_ca_file) if settings.tls_client_ca_file else None,
+        "ssl_cert_reqs": ssl.CERT_OPTIONAL if settings.tls_client_ca_file else ssl.CERT_NONE,
+        "http": ClientCertH11Protocol,
+    }
 
 
 def main() -> None:
@@ -21,6 +38,7 @@ def main() -> None:
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        **tls_options(settings),
     )
     sock = config.bind_socket()
     # Accepted connections inherit this; without it uvicorn's worker processes answer small requests

@@ -5,7 +5,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -13,9 +13,49 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+Flow = Literal["records", "home_records", "statistics"]
+
+
+class ExchangePeer(BaseModel):
+    """A node this one exchanges with (docs/exchange.md). `name` is the CN of its TLS certificate and
+    the `from` of its messages; `flows` is what this node sends it (default by the two roles)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$")
+    role: Literal["ministry", "province", "city"]
+    region_code: str = Field(pattern=r"^\d{6}$")
+    url: str = Field(pattern=r"^https://")
+    signing_public_key: str = Field(description="the peer's Ed25519 public key, PEM")
+    flows: list[Flow] | None = None
+
+
+class ExchangeSettings(BaseModel):
+    """Node-to-node exchange; off unless `enabled`. Files are PEM; the TLS certificate serves both as the
+    node's server certificate and as its client certificate towards peers."""
+
+    enabled: bool = False
+    node_name: str = Field(default="", pattern=r"^$|^[a-z0-9][a-z0-9.-]{0,62}$")
+    signing_key_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    ca_file: Path | None = None
+    peers: list[ExchangePeer] = Field(default_factory=list)
+    # a proxy in front (nginx with ssl_verify_client) that passes the verified client DN in headers
+    trust_proxy_client_cert: bool = False
+    batch_size: int = Field(default=200, ge=1, le=500)
+    poll_seconds: float = 1.0
+    backoff_base_seconds: float = 0.5
+    backoff_max_seconds: float = 300.0
+    request_timeout_seconds: float = 60.0
+    reconcile_interval_seconds: float = 600.0
+    reconcile_days: int = 7
+    statistics_interval_seconds: float = 3600.0
+    statistics_days: int = 7
+    # shipped outbox rows and inbox ids are kept this long (reconciliation looks back reconcile_days)
+    retention_days: int = 35
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PBOX_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PBOX_", env_nested_delimiter="__", extra="ignore")
 
     node_role: Literal["ministry", "province", "city"] = "province"
     region_code: str = Field(default="320000", pattern=r"^\d{6}$")
@@ -65,6 +105,13 @@ class Settings(BaseSettings):
     workers: int = 2
     log_level: str = "INFO"
     worker_interval_seconds: int = 3600
+    # app-web serves HTTPS itself when these are set (client certificates optional, verified against
+    # the CA; the exchange endpoints require one), else plain HTTP behind nginx
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+
+    exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
 
     @classmethod
     def settings_customise_sources(

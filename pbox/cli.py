@@ -155,6 +155,58 @@ def audit_verify_log(
                   highlight=False)
 
 
+exchange_app = typer.Typer(help="Node-to-node exchange (city, province, ministry): state and reconciliation.",
+                           no_args_is_help=True)
+app.add_typer(exchange_app, name="exchange")
+
+
+@exchange_app.command("reconcile")
+def exchange_reconcile(
+    url: Annotated[str, typer.Option("--url", envvar="PBOX_NODE_URL", help="The node, e.g. https://app.example:8443")],
+    token: Annotated[str | None, typer.Option("--token", envvar="PBOX_STAFF_TOKEN",
+                                              help="A system administrator's session token.")] = None,
+    username: Annotated[str | None, typer.Option("--username", "-u", help="Log in as this system "
+                                                 "administrator (password and TOTP are asked for).")] = None,
+    cacert: Annotated[Path | None, typer.Option("--cacert", envvar="PBOX_CA_FILE",
+                                                help="CA certificate that signed the node's.")] = None,
+    run: Annotated[bool, typer.Option("--run", help="Reconcile now (re-requesting what is missing) "
+                                      "before showing the state.")] = False,
+) -> None:
+    """Show how this node's records compare with each peer's, per day and origin; exit 1 on any gap."""
+    from pbox.exchange import AdminError, NodeAdmin, login
+
+    try:
+        if token is None:
+            if username is None:
+                raise fail("give --token (or PBOX_STAFF_TOKEN) or --username")
+            password = typer.prompt("password", hide_input=True)
+            totp = typer.prompt("TOTP code")
+            token = login(url, username, password, totp, cacert)
+        node = NodeAdmin(url, token, cacert)
+        if run:
+            for peer, result in node.call("POST", "/reconcile/run").items():
+                if not result.get("ok"):
+                    err.print(f"[yellow]{peer}[/yellow]: not reachable: {result.get('error')}",
+                              highlight=False)
+        state = node.call("GET", "/reconcile")
+    except AdminError as e:
+        raise fail(str(e)) from None
+    table = Table(title=f"reconciliation at {state['node']}")
+    for col in ("peer", "day", "origin", "theirs", "ours", "missing", "re-requested", "status", "checked"):
+        table.add_column(col)
+    bad = 0
+    for d in state["days"]:
+        colour = "green" if d["status"] == "ok" else "red"
+        bad += d["status"] != "ok"
+        table.add_row(d["peer"], d["day"], d["origin_region"], str(d["their_count"]), str(d["our_count"]),
+                      str(d["missing"]), str(d["rerequested"]), f"[{colour}]{d['status']}[/{colour}]",
+                      str(d["checked_at"])[:19])
+    console.print(table)
+    console.print(f"{len(state['days'])} day/origin pairs, {bad} not in agreement", highlight=False)
+    if bad:
+        raise typer.Exit(code=1)
+
+
 inventory_app = typer.Typer(help="Production inventories: check one before `pbox deploy`.",
                             no_args_is_help=True)
 app.add_typer(inventory_app, name="inventory")

@@ -16,6 +16,7 @@ from app.domain.enterprise import EnterpriseIn
 from app.domain.errors import AppError, FieldError
 from app.domain.record import MAX_BATCH, RecordIn
 from app.domain.reference import code_tables
+from app.exchange.outbox import sink_for
 from app.logs import request_id
 from app.runtime import Runtime
 from app.security.auditlog import Event
@@ -347,7 +348,8 @@ def withdraw_record(
 ) -> RecordOut:
     with rt.db.transaction() as s:
         head = _own_record(s, caller, record_id)
-        records.withdraw(s, caller.enterprise_id, head.settlement_no, body.reason)
+        sink = sink_for(rt.exchange)
+        records.withdraw(s, caller.enterprise_id, head.settlement_no, body.reason, sink)
         return _record_out(s, rt, head)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    Uuid,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -138,6 +139,9 @@ class RecordVersion(Base):
     other_total: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     total: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     withdraw_reason: Mapped[str | None] = mapped_column(Text)
+    # set on versions received from another node (app.exchange): where and when first uploaded
+    origin_region: Mapped[str | None] = mapped_column(String(6))
+    origin_at: Mapped[datetime | None]
 
 
 class Attachment(Base):
@@ -368,3 +372,72 @@ class UploadRejection(Base):
     source: Mapped[str] = mapped_column(String(12))
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ExchangeOutbox(Base):
+    """A message to one peer, written in the transaction of the change (app.exchange.outbox). The
+    `xid` column (xid8, the writing transaction) is set by the database and used in raw SQL only."""
+
+    __tablename__ = "exchange_outbox"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    peer: Mapped[str] = mapped_column(String(63))
+    message_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), unique=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    body: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    msg_key: Mapped[str | None] = mapped_column(String(120))
+    digest: Mapped[str | None] = mapped_column(String(64))
+    origin_region: Mapped[str | None] = mapped_column(String(6))
+    origin_day: Mapped[date | None]
+    status: Mapped[str] = mapped_column(String(10), server_default="pending")  # pending | dead | replayed
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(Text)
+    dead_at: Mapped[datetime | None]
+    replayed_as: Mapped[str | None] = mapped_column(Uuid(as_uuid=False))
+
+
+class ExchangeInbox(Base):
+    """Every message applied here, by id: a second delivery of the same id changes nothing."""
+
+    __tablename__ = "exchange_inbox"
+    message_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(30))
+    msg_key: Mapped[str | None] = mapped_column(String(120))
+    outcome: Mapped[str] = mapped_column(String(12))  # applied | duplicate
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ExchangeVinHome(Base):
+    __tablename__ = "exchange_vin_home"
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(6))
+    first_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ExchangeReconcile(Base):
+    """The last comparison with a peer of one day's records of one origin region."""
+
+    __tablename__ = "exchange_reconcile"
+    peer: Mapped[str] = mapped_column(String(63), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    origin_region: Mapped[str] = mapped_column(String(6), primary_key=True)
+    their_count: Mapped[int]
+    their_digest: Mapped[str] = mapped_column(String(64))
+    our_count: Mapped[int]
+    our_digest: Mapped[str] = mapped_column(String(64))
+    missing: Mapped[int] = mapped_column(server_default="0")
+    rerequested: Mapped[int] = mapped_column(server_default="0")
+    status: Mapped[str] = mapped_column(String(10))  # ok | gap | extra
+    checked_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ExchangeStatistics(Base):
+    __tablename__ = "exchange_statistics"
+    sender: Mapped[str] = mapped_column(String(63), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    records: Mapped[int]
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    generated_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())

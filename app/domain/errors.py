@@ -106,6 +106,17 @@ MESSAGES: dict[str, str] = {
     "STATS_TABLE_UNKNOWN": "统计表不存在",
     "SHOP_INVALID_CREDENTIALS": "用户名或密码错误",
     "SHOP_USER_EXISTS": "该用户名已存在",
+    # node-to-node exchange (docs/exchange.md)
+    "EXCHANGE_DISABLED": "本节点未启用数据交换",
+    "PEER_CERT_REQUIRED": "数据交换接口须以对端节点证书进行双向 TLS 认证",
+    "PEER_UNKNOWN": "未配置的对端节点",
+    "PEER_CERT_MISMATCH": "报文发送方与连接证书不符",
+    "WRONG_RECIPIENT": "报文接收方不是本节点",
+    "SIGNATURE_INVALID": "报文签名验证失败",
+    "MESSAGE_MALFORMED": "报文格式错误",
+    "KIND_UNKNOWN": "未知的报文类型",
+    "DIGEST_MISMATCH": "记录内容与摘要不符",
+    "ENTERPRISE_INVALID": "报文中的企业信息无效",
     # warnings (accepted, but flagged)
     "MILEAGE_DECREASED": "里程小于该车上一次维修记录（可能更换过里程表）",
 }

@@ -46,6 +46,7 @@ class Perm(StrEnum):
     NOTICE_PUBLISH = "notice.publish"
     CLAIM_REVIEW = "claim.review"  # approving a 行驶证 photo as proof of a car
     SHOP_PORTAL = "shop.portal"  # a shop's own uploads, ratings and complaints
+    EXCHANGE_MANAGE = "exchange.manage"  # node-to-node exchange: state, dead letters, replay, reconcile
 
 
 PERMISSIONS: dict[Role, frozenset[Perm]] = {
@@ -75,7 +76,7 @@ PERMISSIONS: dict[Role, frozenset[Perm]] = {
         }
     ),
     Role.PUBLIC: frozenset({Perm.ENTERPRISE_PUBLIC}),
-    Role.SYSTEM_ADMIN: frozenset({Perm.STAFF_MANAGE}),
+    Role.SYSTEM_ADMIN: frozenset({Perm.STAFF_MANAGE, Perm.EXCHANGE_MANAGE}),
     Role.SECURITY_ADMIN: frozenset({Perm.ROLE_ASSIGN, Perm.SESSION_REVOKE}),
     Role.AUDIT_ADMIN: frozenset({Perm.AUDIT_READ}),
 }

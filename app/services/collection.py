@@ -9,6 +9,7 @@ from typing import Any
 
 from app.domain.errors import FieldError
 from app.domain.record import RecordIn, cross_check, parse_record
+from app.exchange.outbox import sink_for
 from app.metrics import count_upload
 from app.runtime import Runtime
 from app.services.records import BatchItem, IngestResult, ingest_many
@@ -45,7 +46,8 @@ def upload(
         else:
             valid.append(BatchItem(i, rec))
     if valid:
-        stored = rt.db.run(lambda s: ingest_many(s, rt.codes, enterprise_id, valid, source))
+        sink = sink_for(rt.exchange)
+        stored = rt.db.run(lambda s: ingest_many(s, rt.codes, enterprise_id, valid, source, sink))
         for i, result in stored.items():
             outcomes[i].result = result
             count_upload("accepted", [result.outcome])

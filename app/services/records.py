@@ -5,6 +5,7 @@ FOR UPDATE, so two uploads of the same settlement number serialize on it: neithe
 record nor overwrites the other's version.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -21,6 +22,18 @@ from app.domain.reference import home_region
 from app.security.querycodes import QueryCodes
 
 Outcome = Literal["created", "updated", "unchanged"]
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A version just written, as the exchange outbox needs it (app.exchange.outbox)."""
+
+    row: dict[str, Any]  # the record_version row as inserted
+    record: RecordIn | None  # the uploaded content; None for a withdrawal
+
+
+# Called in the transaction that wrote the versions, so their outbox rows commit or roll back with them.
+VersionSink = Callable[[Session, list[NewVersion]], None]
 
 
 @dataclass
@@ -73,7 +86,9 @@ def _version_row(
     }
 
 
-def withdraw(session: Session, enterprise_id: int, settlement_no: str, reason: str) -> int:
+def withdraw(
+    session: Session, enterprise_id: int, settlement_no: str, reason: str, sink: VersionSink | None = None
+) -> int:
     """A tombstone version: the record leaves the car's history but every earlier version is kept."""
     head = session.execute(
         select(RepairRecord)
@@ -87,25 +102,24 @@ def withdraw(session: Session, enterprise_id: int, settlement_no: str, reason: s
     received_at = now()
     version = head.current_version + 1
     tomb = f"withdrawn:{version}"
-    session.execute(
-        insert(RecordVersion),
-        [
-            {
-                "record_id": head.id,
-                "version": version,
-                "received_at": received_at,
-                "kind": "withdrawal",
-                "source": "api",
-                "enterprise_id": enterprise_id,
-                "settlement_no": settlement_no,
-                "vin": head.vin,
-                "digest": tomb,
-                "withdraw_reason": reason,
-            }
-        ],
-    )
+    row = {
+        "record_id": head.id,
+        "version": version,
+        "received_at": received_at,
+        "kind": "withdrawal",
+        "source": "api",
+        "enterprise_id": enterprise_id,
+        "settlement_no": settlement_no,
+        "vin": head.vin,
+        "digest": tomb,
+        "settle_date": head.settle_date,
+        "withdraw_reason": reason,
+    }
+    session.execute(insert(RecordVersion), [row])
     head.current_version, head.current_received_at = version, received_at
     head.current_digest, head.status = tomb, "withdrawn"
+    if sink is not None:
+        sink(session, [NewVersion(row, None)])
     return version
 
 
@@ -135,7 +149,12 @@ class BatchItem:
 
 
 def ingest_many(
-    session: Session, codes: QueryCodes, enterprise_id: int, batch: list[BatchItem], source: str = "api"
+    session: Session,
+    codes: QueryCodes,
+    enterprise_id: int,
+    batch: list[BatchItem],
+    source: str = "api",
+    sink: VersionSink | None = None,
 ) -> dict[int, IngestResult]:
     """The valid records of a request, a handful of set-based statements per round rather than per record.
 
@@ -152,7 +171,7 @@ def ingest_many(
         for item in pending:
             (later if item.record.settlement_no in seen else now_round).append(item)
             seen.add(item.record.settlement_no)
-        results.update(_ingest_round(session, codes, enterprise_id, now_round, source))
+        results.update(_ingest_round(session, codes, enterprise_id, now_round, source, sink))
         pending = later
     return results
 
@@ -201,7 +220,12 @@ def _mileage_warnings(session: Session, items: list[BatchItem], ids: dict[str, i
 
 
 def _ingest_round(
-    session: Session, codes: QueryCodes, enterprise_id: int, items: list[BatchItem], source: str
+    session: Session,
+    codes: QueryCodes,
+    enterprise_id: int,
+    items: list[BatchItem],
+    source: str,
+    sink: VersionSink | None,
 ) -> dict[int, IngestResult]:
     """Records with distinct settlement numbers: create the new ones, version the changed ones."""
     received_at = now()
@@ -247,6 +271,7 @@ def _ingest_round(
 
     results: dict[int, IngestResult] = {}
     versions: list[dict[str, Any]] = []
+    written: list[NewVersion] = []
     moved: list[dict[str, Any]] = []
     ids = {**created, **{no: h.id for no, h in existing.items()}}
     for item in items:
@@ -268,6 +293,7 @@ def _ingest_round(
                 "current_digest": digests[no], "status": "active",
             })  # fmt: skip
         versions.append(_version_row(rec, ids[no], version, enterprise_id, source, received_at, digests[no]))
+        written.append(NewVersion(versions[-1], rec))
         results[item.index] = IngestResult(outcome, ids[no], version, codes.for_record(ids[no]))
     if moved:
         conn.execute(
@@ -281,4 +307,6 @@ def _ingest_round(
         )
         for item in items:
             results[item.index].warnings = warnings.get(item.record.settlement_no, [])
+        if sink is not None:
+            sink(session, written)
     return results

@@ -182,3 +182,6 @@ def new_staff(client, admins, role: Role | None = None, region: str | None = Non
         )
         assert r.status_code == 204, r.text
     return who
+
+
+from tests.app.exchange_helpers import fed  # noqa: E402, F401 - the exchange tests' shared federation

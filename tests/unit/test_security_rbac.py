@@ -23,7 +23,8 @@ def test_administrator_duties_are_separated():
     for role, perms in PERMISSIONS.items():
         assert len(perms & set(SEPARATED)) <= 1, role
     assert PERMISSIONS[Role.AUDIT_ADMIN] == {Perm.AUDIT_READ}  # the audit log and nothing else
-    assert PERMISSIONS[Role.SYSTEM_ADMIN] == {Perm.STAFF_MANAGE}
+    # accounts, and operating the node-to-node exchange (state, dead letters, reconciliation)
+    assert PERMISSIONS[Role.SYSTEM_ADMIN] == {Perm.STAFF_MANAGE, Perm.EXCHANGE_MANAGE}
     assert PERMISSIONS[Role.SECURITY_ADMIN] == {Perm.ROLE_ASSIGN, Perm.SESSION_REVOKE}
 
 

@@ -1,0 +1,26 @@
+"""Exchange gauges, read from the database when /metrics is scraped: the relay runs in app-worker,
+but the state it leaves (cursors, backlog, dead letters) is in the database every web worker sees."""
+
+from prometheus_client import Gauge
+from sqlalchemy.orm import Session
+
+from app.domain.clock import now
+from app.exchange.admin import peer_status
+
+OLDEST = Gauge(
+    "pbox_exchange_outbox_oldest_age_seconds", "Age of the oldest message not yet shipped", ["peer"]
+)
+BACKLOG = Gauge("pbox_exchange_outbox_backlog", "Messages waiting to be shipped", ["peer"])
+DEAD = Gauge("pbox_exchange_dead_letters", "Messages the peer rejected, waiting for replay", ["peer"])
+FAILURES = Gauge("pbox_exchange_consecutive_failures", "Failed deliveries since the last success", ["peer"])
+
+
+def refresh(session: Session) -> None:
+    at = now()
+    for st in peer_status(session):
+        p = st["peer"]
+        oldest = st["oldest_pending_at"]
+        OLDEST.labels(p).set((at - oldest).total_seconds() if oldest else 0)
+        BACKLOG.labels(p).set(st["backlog"])
+        DEAD.labels(p).set(st["dead_letters"])
+        FAILURES.labels(p).set(st["failures"])
