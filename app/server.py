@@ -1,12 +1,24 @@
 """`app-web`: the API on uvicorn, behind nginx."""
 
 import socket
+import ssl
+from collections.abc import Callable
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from app import logs
 from app.settings import get_settings
+
+# TLS 1.2 suites with forward secrecy and AEAD only (TLS 1.3 suites are always on).
+TLS_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
+def tls_context(config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """uvicorn's context (certificate, key, ciphers) with TLS 1.2 as the oldest protocol."""
+    ctx = default()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
 
 
 def main() -> None:
@@ -21,6 +33,10 @@ def main() -> None:
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
+        ssl_ciphers=TLS_CIPHERS,
+        ssl_context_factory=tls_context if settings.tls_cert_file else None,
     )
     sock = config.bind_socket()
     # Accepted connections inherit this; without it uvicorn's worker processes answer small requests

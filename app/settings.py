@@ -58,6 +58,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # app-web serves HTTPS when both are set (the load balancer verifies it against the internal CA).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     workers: int = 2
     log_level: str = "INFO"
     worker_interval_seconds: int = 3600

@@ -38,6 +38,14 @@ options:
 author: province-in-a-box
 """
 
+RETURN = r"""
+pool:
+  description: "The storage behind the server (admin info): backend (Erasure), parity of the standard
+    storage class, drives online and offline, drives per erasure set."
+  type: dict
+  returned: always
+"""
+
 REGION = "us-east-1"
 
 
@@ -172,7 +180,13 @@ def main() -> None:
                                          {"policyName": policy, "userOrGroup": ak, "isGroup": "false"})
                 need(status == 200, f"attaching policy {policy} to {ak}", status, body)
 
-    module.exit_json(changed=bool(changed), changes=changed)
+    status, body = m.request("GET", "/minio/admin/v3/info")
+    need(status == 200, "reading the server info", status, body)
+    backend = json.loads(body).get("backend", {})
+    pool = {"backend": backend.get("backendType"), "parity": backend.get("standardSCParity"),
+            "drives_online": backend.get("onlineDisks"), "drives_offline": backend.get("offlineDisks"),
+            "drives_per_set": backend.get("totalDrivesPerSet")}
+    module.exit_json(changed=bool(changed), changes=changed, pool=pool)
 
 
 if __name__ == "__main__":
