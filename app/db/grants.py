@@ -82,7 +82,8 @@ def apply_grants(url: str, roles: DbRoles) -> bool:
     try:
         with engine.begin() as conn:
             before = conn.execute(sa.text(_ACLS)).scalar_one()
-            for stmt in grant_statements(conn.execute(sa.text("SELECT current_database()")).scalar_one(), roles):
+            database = conn.execute(sa.text("SELECT current_database()")).scalar_one()
+            for stmt in grant_statements(database, roles):
                 conn.execute(sa.text(stmt))
             return conn.execute(sa.text(_ACLS)).scalar_one() != before
     finally:

@@ -105,6 +105,9 @@ def data_dir_slug(path: str) -> str:
     return path.strip("/").replace("/", "-")
 
 
+_SYSTEM_DIRS = ("bin", "boot", "dev", "etc", "lib", "proc", "run", "sbin", "sys", "usr")
+
+
 def _data_dirs(profile: str, host: str, kind: str, spec: dict) -> tuple[str, ...]:
     dirs = spec.get("data_dirs") or []
     where = f"profile {profile!r}: data_dirs of {host!r}"
@@ -115,7 +118,7 @@ def _data_dirs(profile: str, host: str, kind: str, spec: dict) -> tuple[str, ...
     for d in dirs:
         # A clean absolute path below /, not a system directory the host needs from its image.
         if (not d.startswith("/") or posixpath.normpath(d) != d or d == "/" or ".." in d.split("/")
-                or d.split("/")[1] in ("bin", "boot", "dev", "etc", "lib", "proc", "run", "sbin", "sys", "usr")):
+                or d.split("/")[1] in _SYSTEM_DIRS):
             raise ProfileError(f"{where}: {d!r} must be a clean absolute path outside the system directories")
     if len({data_dir_slug(d) for d in dirs}) != len(dirs):
         raise ProfileError(f"{where}: duplicate paths")
