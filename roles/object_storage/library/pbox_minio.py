@@ -17,6 +17,7 @@ import hmac
 import json
 import os
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -47,6 +48,7 @@ pool:
 """
 
 REGION = "us-east-1"
+INIT_WAIT_SECONDS = 120
 
 
 def _quote(s: str, safe: str = "-_.~") -> str:
@@ -62,6 +64,17 @@ class Minio:
 
     def request(self, method: str, path: str, query: dict | None = None, body: bytes = b"",
                 creds: tuple[str, str] | None = None) -> tuple[int, bytes]:
+        """One signed request; while the server answers 503 (a pool that has quorum but whose IAM
+        and other subsystems are still starting: XMinioServerNotInitialized), wait and sign again."""
+        for _ in range(INIT_WAIT_SECONDS):
+            status, answer = self._request_once(method, path, query, body, creds)
+            if status != 503:
+                break
+            time.sleep(1)
+        return status, answer
+
+    def _request_once(self, method: str, path: str, query: dict | None, body: bytes,
+                      creds: tuple[str, str] | None) -> tuple[int, bytes]:
         access, secret = creds or (self.access, self.secret)
         now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - RHEL 9 has Python 3.9
         amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
