@@ -142,9 +142,11 @@ def test_an_object_survives_one_minio_host_down(centralized, shop):
     finally:
         t0 = time.monotonic()
         host_run(victim, "sudo", "systemctl", "start", "minio")
-        checks.wait_for(lambda: _admin_info(prof)["backend"]["onlineDisks"] == 4, 180, "app2 back in the pool")
+        checks.wait_for(lambda: _admin_info(prof)["backend"]["onlineDisks"] == 4, 180,
+                        "app2 back in the pool")
         print(f"\nMinIO: app2 back in the pool {time.monotonic() - t0:.1f} s after its start")
-    checks.wait_for(lambda: _cluster_health(prof, "app2").status_code == 200, 120, "app2 serving the pool again")
+    checks.wait_for(lambda: _cluster_health(prof, "app2").status_code == 200, 120,
+                    "app2 serving the pool again")
     assert shop.fetch(rid, att_during) == during
 
 
