@@ -145,8 +145,8 @@ def test_an_object_survives_one_minio_host_down(centralized, shop):
         checks.wait_for(lambda: _admin_info(prof)["backend"]["onlineDisks"] == 4, 180,
                         "app2 back in the pool")
         print(f"\nMinIO: app2 back in the pool {time.monotonic() - t0:.1f} s after its start")
-    checks.wait_for(lambda: _cluster_health(prof, "app2").status_code == 200, 120,
-                    "app2 serving the pool again")
+    checks.wait_for(lambda: all(_cluster_health(prof, n).status_code == 200 for n in STORAGE_HOSTS), 120,
+                    "every host of the pool has write quorum again")
     assert shop.fetch(rid, att_during) == during
 
 
