@@ -64,11 +64,16 @@ class Minio:
 
     def request(self, method: str, path: str, query: dict | None = None, body: bytes = b"",
                 creds: tuple[str, str] | None = None) -> tuple[int, bytes]:
-        """One signed request; while the server answers 503 (a pool that has quorum but whose IAM
-        and other subsystems are still starting: XMinioServerNotInitialized), wait and sign again."""
+        """One signed request. A pool that has just formed may still answer 503 (IAM and other
+        subsystems starting: XMinio...NotInitialized) or drop connections while a peer restarts:
+        wait and sign again, for up to INIT_WAIT_SECONDS."""
+        status, answer = 0, b""
         for _ in range(INIT_WAIT_SECONDS):
-            status, answer = self._request_once(method, path, query, body, creds)
-            if status != 503:
+            try:
+                status, answer = self._request_once(method, path, query, body, creds)
+            except OSError as e:  # refused, reset, timed out (urllib wraps them in URLError, an OSError)
+                status, answer = 0, str(e).encode()
+            if status not in (0, 500, 503):
                 break
             time.sleep(1)
         return status, answer
@@ -135,7 +140,12 @@ def main() -> None:
         "ca_file": {"type": "str"},
         "buckets": {"type": "list", "elements": "str", "default": []},
         "policies": {"type": "dict", "default": {}},
-        "users": {"type": "list", "elements": "dict", "default": [], "no_log": False},
+        # Each user's secret is no_log, so the task can show what failed without showing secrets.
+        "users": {"type": "list", "elements": "dict", "default": [], "options": {
+            "access_key": {"type": "str", "required": True},
+            "secret_key": {"type": "str", "required": True, "no_log": True},
+            "policy": {"type": "str", "required": True},
+        }},
     }, supports_check_mode=True)
     p = module.params
     m = Minio(p["endpoint"], p["access_key"], p["secret_key"], p["ca_file"])
