@@ -105,8 +105,9 @@ class Settings(BaseSettings):
     workers: int = 2
     log_level: str = "INFO"
     worker_interval_seconds: int = 3600
-    # app-web serves HTTPS itself when these are set (client certificates optional, verified against
-    # the CA; the exchange endpoints require one), else plain HTTP behind nginx
+    # app-web serves HTTPS when these are set (the load balancer and peer nodes verify it against the
+    # internal CA); client certificates are optional, verified against the CA when shown, and the
+    # exchange endpoints require one.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None

@@ -10,6 +10,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from app.db.grants import DbRoles, apply_grants
+from app.db.migrate import upgrade
 from app.devtools.ports import free_port
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -89,3 +93,43 @@ class PostgresCluster:
         if (self.data / "postmaster.pid").exists():
             self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class AppDatabase:
+    """A database on a private cluster set up as a deployment sets it up: the roles of the
+    postgresql role (owner, runtime, personal-data group), the database owned by the owner,
+    migrated by the owner, then the runtime roles' grants (app/db/grants.py) applied by the owner."""
+
+    def __init__(self, cluster: PostgresCluster, name: str, roles: DbRoles | None = None) -> None:
+        self.cluster, self.name, self.roles = cluster, name, roles or DbRoles()
+
+    def url(self, role: str) -> str:
+        return f"postgresql+psycopg://{role}@127.0.0.1:{self.cluster.port}/{self.name}"
+
+    @property
+    def superuser_url(self) -> str:
+        return self.url("postgres")
+
+    @property
+    def owner_url(self) -> str:
+        return self.url(self.roles.owner)
+
+    @property
+    def runtime_url(self) -> str:
+        """What app-web and app-worker connect as: rows only, no DDL, the audit log append-only."""
+        return self.url(self.roles.runtime)
+
+    def create(self) -> "AppDatabase":
+        r = self.roles
+        engine = sa.create_engine(self.cluster.url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            existing = set(conn.execute(sa.text("SELECT rolname FROM pg_roles")).scalars())
+            for role, attrs in ((r.owner, "LOGIN"), (r.runtime, "LOGIN"), (r.pii, "NOLOGIN")):
+                if role not in existing:
+                    conn.execute(sa.text(f"CREATE ROLE {role} {attrs} NOSUPERUSER NOCREATEDB NOCREATEROLE"))
+            conn.execute(sa.text(f"GRANT {r.pii} TO {r.runtime}"))
+            conn.execute(sa.text(f"CREATE DATABASE {self.name} OWNER {r.owner}"))
+        engine.dispose()
+        upgrade(self.owner_url)
+        apply_grants(self.owner_url, r)
+        return self

@@ -4,7 +4,7 @@ import subprocess
 from pathlib import Path
 
 from pbox.lab import process
-from pbox.lab.profile import LabHost
+from pbox.lab.profile import LabHost, data_dir_slug
 
 
 def overlay_dirs(state: Path) -> tuple[Path, Path, Path]:
@@ -26,7 +26,13 @@ def is_mounted(path: Path) -> bool:
     return subprocess.run(["mountpoint", "-q", str(path)], check=False).returncode == 0
 
 
-def nspawn_argv(host: LabHost, root: Path) -> list[str]:
+def data_dir_sources(host: LabHost, state: Path) -> dict[str, Path]:
+    """Each of the host's data directories -> the controller directory bound there."""
+    return {d: state / "data" / data_dir_slug(d) for d in host.data_dirs}
+
+
+def nspawn_argv(host: LabHost, root: Path, state: Path) -> list[str]:
+    binds = [f"--bind={src}:{dest}" for dest, src in data_dir_sources(host, state).items()]
     return [
         "systemd-nspawn", "--boot", "--quiet",
         f"--directory={root}", f"--machine={host.name}",
@@ -35,11 +41,15 @@ def nspawn_argv(host: LabHost, root: Path) -> list[str]:
         # The host's own namespace; --private-network gives the container CAP_NET_ADMIN in it.
         "--private-network", f"--network-namespace-path=/run/netns/{host.netns}",
         "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=read-only",
+        *binds,
     ]
 
 
-def start(host: LabHost, root: Path, log: Path) -> int:
-    return process.spawn_in_cgroup(nspawn_argv(host, root), host.name, log)
+def start(host: LabHost, root: Path, state: Path) -> int:
+    # The data directories live beside the overlay, so `pbox lab down` removes them with the host.
+    for src in data_dir_sources(host, state).values():
+        src.mkdir(parents=True, exist_ok=True)
+    return process.spawn_in_cgroup(nspawn_argv(host, root, state), host.name, state / "console.log")
 
 
 def stop(host: LabHost, pid: int | None) -> None:

@@ -130,7 +130,7 @@ def _start_host(host: LabHost, profile: Profile, base: Path, pubkey: str) -> int
     if not (state / ".personalized").exists():
         customize(root)
         (state / ".personalized").touch()
-    return container.start(host, root, state / "console.log")
+    return container.start(host, root, state)
 
 
 def _booted(host: LabHost) -> bool:

@@ -5,6 +5,7 @@ than production, but keeps the same inventory groups and the same multi-host top
 """
 
 import ipaddress
+import posixpath
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,6 +29,10 @@ class LabHost:
     kind: HostKind = "container"
     memory_mb: int = 1024  # only KVM guests have a memory size of their own
     vars: dict[str, object] = field(default_factory=dict)
+    # Directories that are a filesystem of their own inside the host, as a data disk would be
+    # (MinIO refuses drives on the root filesystem in distributed mode): bind mounts of a
+    # per-host directory on the controller. Containers only.
+    data_dirs: tuple[str, ...] = ()
 
     @property
     def netns(self) -> str:
@@ -91,5 +96,30 @@ def parse_profile(name: str, data: object) -> Profile:
         if kind not in ("container", "kvm"):
             raise ProfileError(f"profile {name!r}: kind of {hname!r} must be 'container' or 'kvm'")
         hosts.append(LabHost(hname, place(addr), tuple(groups), kind, int(spec.get("memory_mb", 1024)),
-                             dict(spec.get("vars") or {})))
+                             dict(spec.get("vars") or {}), _data_dirs(name, hname, kind, spec)))
     return Profile(name, str(data.get("description", "")), tuple(hosts))
+
+
+def data_dir_slug(path: str) -> str:
+    """The controller-side directory name of a host's data directory: /srv/minio -> srv-minio."""
+    return path.strip("/").replace("/", "-")
+
+
+_SYSTEM_DIRS = ("bin", "boot", "dev", "etc", "lib", "proc", "run", "sbin", "sys", "usr")
+
+
+def _data_dirs(profile: str, host: str, kind: str, spec: dict) -> tuple[str, ...]:
+    dirs = spec.get("data_dirs") or []
+    where = f"profile {profile!r}: data_dirs of {host!r}"
+    if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+        raise ProfileError(f"{where} must be a list of paths")
+    if dirs and kind != "container":
+        raise ProfileError(f"{where}: only containers take data_dirs (a KVM guest has its own disk)")
+    for d in dirs:
+        # A clean absolute path below /, not a system directory the host needs from its image.
+        if (not d.startswith("/") or posixpath.normpath(d) != d or d == "/" or ".." in d.split("/")
+                or d.split("/")[1] in _SYSTEM_DIRS):
+            raise ProfileError(f"{where}: {d!r} must be a clean absolute path outside the system directories")
+    if len({data_dir_slug(d) for d in dirs}) != len(dirs):
+        raise ProfileError(f"{where}: duplicate paths")
+    return tuple(dirs)

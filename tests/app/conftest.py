@@ -1,4 +1,7 @@
-"""One throwaway PostgreSQL cluster and one MinIO server for the whole session, and the app on them."""
+"""One throwaway PostgreSQL cluster and one MinIO server for the whole session, and the app on them.
+
+The database is set up as a deployment sets it up: migrated by the owner role, and the app runs as
+the restricted runtime role with the grants of app/db/grants.py, so a missing grant fails here."""
 
 import secrets
 import time
@@ -9,9 +12,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from app.db.migrate import upgrade
 from app.devtools.minio import MinioServer
-from app.devtools.postgres import PostgresCluster
+from app.devtools.postgres import AppDatabase, PostgresCluster
 from app.devtools.samples import make_enterprise, make_vin
 from app.main import create_app
 from app.security.rbac import Role
@@ -33,20 +35,20 @@ def minio():
     server.stop()
 
 
-def migrated_database(pg, name: str) -> str:
-    """A new database on the session's cluster, at the latest schema; returns its URL."""
-    engine = sa.create_engine(pg.url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    engine.dispose()
-    url = pg.url.rsplit("/", 1)[0] + "/" + name
-    upgrade(url)
-    return url
+def migrated_database(pg, name: str) -> AppDatabase:
+    """A new database on the session's cluster, at the latest schema, with the runtime roles' grants."""
+    return AppDatabase(pg, name).create()
 
 
 @pytest.fixture(scope="session")
-def database_url(pg):
+def app_db(pg):
     return migrated_database(pg, "pbox")
+
+
+@pytest.fixture(scope="session")
+def database_url(app_db):
+    """What the app connects as: the restricted runtime role."""
+    return app_db.runtime_url
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +71,9 @@ def client(settings):
 
 
 @pytest.fixture(scope="session")
-def engine(database_url):
-    eng = sa.create_engine(database_url)
+def engine(app_db):
+    """The owner role, for tests that look at (or stage) rows behind the app's back."""
+    eng = sa.create_engine(app_db.owner_url)
     yield eng
     eng.dispose()
 

@@ -1,7 +1,12 @@
 import json
+import os
+import subprocess
+import sys
 
+import pytest
 import sqlalchemy as sa
 
+from app.db.grants import DbRoles, apply_grants
 from app.db.session import Database
 from app.worker import ensure_partitions
 
@@ -72,3 +77,50 @@ def test_hot_paths_use_their_indexes(engine):
     assert "repair_record_vin" in history
     assert "record_version_" in uploads and "enterprise" in uploads
     assert "Seq Scan" not in uploads
+
+
+def test_the_runtime_role_has_rows_only(database_url):
+    """The app's own role (as deployed): no DDL, the audit log append-only by privilege, and
+    personal data only through its personal-data group role."""
+    rt = sa.create_engine(database_url)
+    try:
+        for stmt in ("CREATE TABLE public.intruder (id int)", "UPDATE audit.event SET outcome = 'x'",
+                     "DELETE FROM audit.event", "ALTER TABLE repair_record ADD COLUMN x int",
+                     "DROP TABLE attachment"):
+            denied = pytest.raises(sa.exc.ProgrammingError, match=r"permission denied|must be owner")
+            with denied, rt.begin() as c:
+                c.execute(sa.text(stmt))
+        with rt.connect() as c:
+            assert c.execute(sa.text("SELECT count(*) >= 0 FROM personal.owner_account")).scalar()
+            assert c.execute(sa.text("SELECT pg_has_role(current_user, 'pbox_pii', 'MEMBER')")).scalar()
+            assert not c.execute(sa.text("SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles"
+                                         " WHERE rolname = current_user")).scalar()
+    finally:
+        rt.dispose()
+
+
+def test_grants_are_idempotent_and_their_cli_says_so(app_db):
+    assert apply_grants(app_db.owner_url, DbRoles()) is False
+    r = subprocess.run([sys.executable, "-m", "app.db.migrate", "--grant"], capture_output=True, text=True,
+                       env={**os.environ, "PBOX_DATABASE_URL": app_db.owner_url}, check=False)
+    assert (r.returncode, r.stdout.strip()) == (0, "unchanged"), r.stderr
+
+
+def test_the_runtime_role_creates_missing_partitions(app_db, database_url):
+    """The worker runs as the runtime role: a month partition it must add is still made (by the
+    owner's function), and the app may write into it."""
+    owner = sa.create_engine(app_db.owner_url)
+    with owner.begin() as c:
+        part = c.execute(
+            sa.text("SELECT 'record_version_' || to_char(now() + interval '2 months', 'YYYYMM')")
+        ).scalar()
+        c.execute(sa.text(f"DROP TABLE {part}"))
+    owner.dispose()
+    db = Database(database_url, pool_size=1)
+    try:
+        assert ensure_partitions(db) == 1
+        with db.transaction() as s:
+            assert s.scalar(sa.text(f"SELECT count(*) FROM {part}")) == 0
+            assert s.scalar(sa.text(f"SELECT has_table_privilege('{part}', 'INSERT')"))
+    finally:
+        db.dispose()

@@ -51,7 +51,7 @@ def test_audit_admin_verifies_the_live_chain(client, admins):
 @pytest.fixture(scope="module")
 def scratch_url(pg):
     """A database of its own: these tests break its chain on purpose."""
-    return migrated_database(pg, "pbox_tamper")
+    return migrated_database(pg, "pbox_tamper").superuser_url
 
 
 def verify_log(url):

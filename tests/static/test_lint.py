@@ -48,3 +48,18 @@ def test_lab_profiles_are_valid(profile):
     assert prof.hosts
     rendered = inventory.render(prof, Path("/k"), Path("/kh"))
     assert yaml.safe_load(yaml.safe_dump(rendered)) == rendered
+
+
+def _roles_with_os_vars() -> list[str]:
+    return sorted(p.parent.parent.name for p in (REPO / "roles").glob("*/tasks/main.yml")
+                  if "os_family'] }}.yml" in p.read_text())
+
+
+@pytest.mark.parametrize("role", _roles_with_os_vars())
+def test_role_vars_for_both_os_families(role):
+    """Every role that loads vars/<os_family>.yml has one for Debian and one for the RHEL family,
+    defining the same names (the RHEL family is checked this far only: see docs/deployment-modes.md)."""
+    vars_dir = REPO / "roles" / role / "vars"
+    families = {f: yaml.safe_load((vars_dir / f"{f}.yml").read_text()) for f in ("Debian", "RedHat")}
+    assert all(isinstance(v, dict) and v for v in families.values()), families
+    assert families["Debian"].keys() == families["RedHat"].keys()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pbox.lab import inventory
+from pbox.lab import container, inventory
 from pbox.lab.network_plan import place
 from pbox.lab.profile import ProfileError, load_profile, parse_profile
 
@@ -38,6 +38,13 @@ def test_centralized_keeps_the_production_topology():
     ({"hosts": {"a": host("10.213.0.5"), "b": host("10.213.0.5")}}, "taken"),
     ({"hosts": {"a": host("10.213.0.5", kind="vm")}}, "kind"),
     ({"hosts": {"a": {"address": "10.213.0.5", "groups": "app"}}}, "list of names"),
+    ({"hosts": {"a": host("10.213.0.5", data_dirs="/srv/minio")}}, "list of paths"),
+    ({"hosts": {"a": host("10.213.0.5", data_dirs=["srv/minio"])}}, "clean absolute path"),
+    ({"hosts": {"a": host("10.213.0.5", data_dirs=["/srv/../etc"])}}, "clean absolute path"),
+    ({"hosts": {"a": host("10.213.0.5", data_dirs=["/"])}}, "clean absolute path"),
+    ({"hosts": {"a": host("10.213.0.5", data_dirs=["/etc/minio"])}}, "clean absolute path"),
+    ({"hosts": {"a": host("10.213.0.5", data_dirs=["/srv/a-b", "/srv/a/b"])}}, "duplicate"),
+    ({"hosts": {"a": host("10.213.0.5", kind="kvm", data_dirs=["/srv/minio"])}}, "only containers"),
 ])
 def test_bad_profiles_are_refused(data, message):
     with pytest.raises(ProfileError, match=message):
@@ -61,3 +68,23 @@ def test_inventory_has_groups_hosts_and_ssh_settings(tmp_path):
     assert inv["vars"]["ansible_ssh_private_key_file"] == "/k/id"
     assert "StrictHostKeyChecking=yes" in inv["vars"]["ansible_ssh_common_args"]
     assert ipaddress.IPv4Address(inv["vars"]["pbox_apt_proxy"].split("//")[1].split(":")[0])
+
+
+def test_data_dirs_are_bind_mounts_of_per_host_controller_directories(tmp_path):
+    prof = parse_profile("t", {"hosts": {"a": host("10.213.0.5", data_dirs=["/srv/minio", "/var/lib/x"]),
+                                         "b": host("10.213.0.6")}})
+    a, b = prof.host("a"), prof.host("b")
+    assert a.data_dirs == ("/srv/minio", "/var/lib/x") and b.data_dirs == ()
+    argv = container.nspawn_argv(a, tmp_path / "root", tmp_path / "hosts/a")
+    assert f"--bind={tmp_path}/hosts/a/data/srv-minio:/srv/minio" in argv
+    assert f"--bind={tmp_path}/hosts/a/data/var-lib-x:/var/lib/x" in argv
+    assert not [x for x in container.nspawn_argv(b, tmp_path / "root", tmp_path / "hosts/b")
+                if x.startswith("--bind")]
+
+
+def test_centralized_object_storage_hosts_have_a_data_disk():
+    """The distributed MinIO pool of the centralized lab: four hosts, each with its data mount."""
+    prof = load_profile("centralized")
+    storage = [h for h in prof.hosts if "object_storage" in h.groups]
+    assert len(storage) == 4
+    assert all("/srv/minio" in h.data_dirs for h in storage)

@@ -17,6 +17,7 @@ import hmac
 import json
 import os
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -38,7 +39,16 @@ options:
 author: province-in-a-box
 """
 
+RETURN = r"""
+pool:
+  description: "The storage behind the server (admin info): backend (Erasure), parity of the standard
+    storage class, drives online and offline, drives per erasure set."
+  type: dict
+  returned: always
+"""
+
 REGION = "us-east-1"
+INIT_WAIT_SECONDS = 120
 
 
 def _quote(s: str, safe: str = "-_.~") -> str:
@@ -54,6 +64,22 @@ class Minio:
 
     def request(self, method: str, path: str, query: dict | None = None, body: bytes = b"",
                 creds: tuple[str, str] | None = None) -> tuple[int, bytes]:
+        """One signed request. A pool that has just formed may still answer 503 (IAM and other
+        subsystems starting: XMinio...NotInitialized) or drop connections while a peer restarts:
+        wait and sign again, for up to INIT_WAIT_SECONDS."""
+        status, answer = 0, b""
+        for _ in range(INIT_WAIT_SECONDS):
+            try:
+                status, answer = self._request_once(method, path, query, body, creds)
+            except OSError as e:  # refused, reset, timed out (urllib wraps them in URLError, an OSError)
+                status, answer = 0, str(e).encode()
+            if status not in (0, 500, 503):
+                break
+            time.sleep(1)
+        return status, answer
+
+    def _request_once(self, method: str, path: str, query: dict | None, body: bytes,
+                      creds: tuple[str, str] | None) -> tuple[int, bytes]:
         access, secret = creds or (self.access, self.secret)
         now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - RHEL 9 has Python 3.9
         amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
@@ -114,7 +140,12 @@ def main() -> None:
         "ca_file": {"type": "str"},
         "buckets": {"type": "list", "elements": "str", "default": []},
         "policies": {"type": "dict", "default": {}},
-        "users": {"type": "list", "elements": "dict", "default": [], "no_log": False},
+        # Each user's secret is no_log, so the task can show what failed without showing secrets.
+        "users": {"type": "list", "elements": "dict", "default": [], "options": {
+            "access_key": {"type": "str", "required": True},
+            "secret_key": {"type": "str", "required": True, "no_log": True},
+            "policy": {"type": "str", "required": True},
+        }},
     }, supports_check_mode=True)
     p = module.params
     m = Minio(p["endpoint"], p["access_key"], p["secret_key"], p["ca_file"])
@@ -172,7 +203,13 @@ def main() -> None:
                                          {"policyName": policy, "userOrGroup": ak, "isGroup": "false"})
                 need(status == 200, f"attaching policy {policy} to {ak}", status, body)
 
-    module.exit_json(changed=bool(changed), changes=changed)
+    status, body = m.request("GET", "/minio/admin/v3/info")
+    need(status == 200, "reading the server info", status, body)
+    backend = json.loads(body).get("backend", {})
+    pool = {"backend": backend.get("backendType"), "parity": backend.get("standardSCParity"),
+            "drives_online": backend.get("onlineDisks"), "drives_offline": backend.get("offlineDisks"),
+            "drives_per_set": backend.get("totalDrivesPerSet")}
+    module.exit_json(changed=bool(changed), changes=changed, pool=pool)
 
 
 if __name__ == "__main__":
