@@ -10,14 +10,14 @@ CONTAINER_NA = "not applicable in container"
 
 @dataclass
 class Finding:
-    check: str          # stable id, the same on every host (e.g. "sysctl.kernel.kptr_restrict")
-    clause: str         # GB/T 22239-2019 clause, e.g. "8.1.4.1 c"
-    requirement: str    # what the clause asks, in a few words
+    check: str  # stable id, the same on every host (e.g. "sysctl.kernel.kptr_restrict")
+    clause: str  # GB/T 22239-2019 clause, e.g. "8.1.4.1 c"
+    requirement: str  # what the clause asks, in a few words
     expected: str
     observed: str
     status: Status
-    evidence: str       # the command run and what it printed
-    where: str = ""     # on which kind of host it was verified (and, for n/a, where instead)
+    evidence: str  # the command run and what it printed
+    where: str = ""  # on which kind of host it was verified (and, for n/a, where instead)
 
 
 @dataclass
@@ -25,10 +25,10 @@ class HostReport:
     host: str
     address: str
     groups: list[str]
-    virtualization: str      # systemd-detect-virt: kvm, qemu, systemd-nspawn, none, ...
+    virtualization: str  # systemd-detect-virt: kvm, qemu, systemd-nspawn, none, ...
     container: bool
     findings: list[Finding] = field(default_factory=list)
-    error: str = ""          # the host could not be checked at all
+    error: str = ""  # the host could not be checked at all
 
     def counts(self) -> Counter[str]:
         c = Counter(f.status for f in self.findings)
@@ -59,8 +59,10 @@ class Report:
         for h in self.hosts:
             for f in h.findings:
                 clauses.setdefault(f.clause, Counter())[f.status] += 1
-        return sorted(clauses.items(), key=lambda kv: [int(p) if p.isdigit() else 0 for p in
-                                                        kv[0].split()[0].split(".")] + [kv[0]])
+        return sorted(
+            clauses.items(),
+            key=lambda kv: [int(p) if p.isdigit() else 0 for p in kv[0].split()[0].split(".")] + [kv[0]],
+        )
 
     def failures(self) -> list[tuple[str, Finding]]:
         return [(h.host, f) for h in self.hosts for f in h.findings if f.status == "fail"]
@@ -92,5 +94,8 @@ def resolve_container_checks(hosts: list[HostReport]) -> None:
         for f in h.findings:
             if f.status == "na" and f.where.startswith(CONTAINER_NA):
                 where = verified.get(f.check)
-                f.where = (f"{CONTAINER_NA}, verified on {', '.join(where)}" if where else
-                           f"{CONTAINER_NA}; no host with its own kernel in this inventory verified it")
+                f.where = (
+                    f"{CONTAINER_NA}, verified on {', '.join(where)}"
+                    if where
+                    else f"{CONTAINER_NA}; no host with its own kernel in this inventory verified it"
+                )

@@ -47,8 +47,9 @@ def nft_input(ruleset: str) -> tuple[str, dict[tuple[int, str], set[str]]]:
             if saddr is None:
                 accepted.setdefault(key, set()).add("any")
             else:
-                accepted.setdefault(key, set()).update(a.strip() for a in saddr.strip("{} ").split(",")
-                                                       if a.strip())
+                accepted.setdefault(key, set()).update(
+                    a.strip() for a in saddr.strip("{} ").split(",") if a.strip()
+                )
     return policy, accepted
 
 

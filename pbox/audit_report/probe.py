@@ -57,18 +57,48 @@ class Ctx:
     def e(self, name: str) -> Any:
         return self.expected[f"hardening_{name}"]
 
-    def add(self, check: str, clause: str, requirement: str, expected: object, observed: object,
-            ok: bool, command: str, output: str | None = None) -> None:
-        shown = (output if output is not None else self._cache[command].stdout
-                 if command in self._cache else "").strip()
+    def add(
+        self,
+        check: str,
+        clause: str,
+        requirement: str,
+        expected: object,
+        observed: object,
+        ok: bool,
+        command: str,
+        output: str | None = None,
+    ) -> None:
+        shown = (
+            output if output is not None else self._cache[command].stdout if command in self._cache else ""
+        ).strip()
         if len(shown) > EVIDENCE_CHARS:
             shown = shown[:EVIDENCE_CHARS] + " …"
-        self.findings.append(Finding(check, clause, requirement, str(expected), str(observed),
-                                     "pass" if ok else "fail", f"$ {command}\n{shown}".strip(), self.where))
+        self.findings.append(
+            Finding(
+                check,
+                clause,
+                requirement,
+                str(expected),
+                str(observed),
+                "pass" if ok else "fail",
+                f"$ {command}\n{shown}".strip(),
+                self.where,
+            )
+        )
 
     def not_in_container(self, check: str, clause: str, requirement: str, expected: object) -> None:
         """A check that needs the host's own kernel, on a container: n/a (resolved later to where it
         was verified instead, if anywhere)."""
-        self.findings.append(Finding(check, clause, requirement, str(expected), "—", "na",
-                                     "shares the controller's kernel: auditd, kernel.*/fs.* sysctls and "
-                                     "module loading are not the container's", CONTAINER_NA))
+        self.findings.append(
+            Finding(
+                check,
+                clause,
+                requirement,
+                str(expected),
+                "—",
+                "na",
+                "shares the controller's kernel: auditd, kernel.*/fs.* sysctls and "
+                "module loading are not the container's",
+                CONTAINER_NA,
+            )
+        )

@@ -26,8 +26,14 @@ def _is_address(word: str) -> bool:
     return True
 
 
-def _sources(spec: Iterable[str], entry: Mapping[str, Any], groups: Mapping[str, list[str]],
-             hostvars: Mapping[str, Any], admin_networks: list[str], site_hosts: list[str]) -> list[str]:
+def _sources(
+    spec: Iterable[str],
+    entry: Mapping[str, Any],
+    groups: Mapping[str, list[str]],
+    hostvars: Mapping[str, Any],
+    admin_networks: list[str],
+    site_hosts: list[str],
+) -> list[str]:
     found: list[str] = []
     for word in spec:
         if word == ANY:
@@ -43,9 +49,14 @@ def _sources(spec: Iterable[str], entry: Mapping[str, Any], groups: Mapping[str,
     return sorted(set(found), key=lambda a: (":" in a, a))
 
 
-def firewall_rules(catalog: Mapping[str, list[Mapping[str, Any]]], group_names: list[str],
-                   groups: Mapping[str, list[str]], hostvars: Mapping[str, Any],
-                   admin_networks: list[str], site_hosts: list[str]) -> list[dict[str, Any]]:
+def firewall_rules(
+    catalog: Mapping[str, list[Mapping[str, Any]]],
+    group_names: list[str],
+    groups: Mapping[str, list[str]],
+    hostvars: Mapping[str, Any],
+    admin_networks: list[str],
+    site_hosts: list[str],
+) -> list[dict[str, Any]]:
     """One rule per (name, port, proto) this host opens, with its allowed sources (or ['any'])."""
     rules: dict[tuple[str, int, str], dict[str, Any]] = {}
     for group in ["all", *group_names]:
