@@ -10,6 +10,7 @@ import shlex
 from collections.abc import Callable
 
 from pbox.audit_report import parse
+from pbox.audit_report.model import Finding
 from pbox.audit_report.probe import Ctx
 
 A = "8.1.4.1 a"  # identification: unique ids, password complexity, periodic change
@@ -561,29 +562,36 @@ def logs(c: Ctx) -> None:
     )
     log_host = str(c.e("log_host"))
     if not log_host:
-        c.add(
-            "logs.central",
-            CENTRE,
-            "logs forwarded to a central log host",
-            "a log host in the site",
-            "none in this inventory",
-            True,
-            "(inventory)",
-            f"no host of group {c.e('log_host_group')} here",
+        c.findings.append(
+            Finding(
+                "logs.central",
+                CENTRE,
+                "logs forwarded to a central log host",
+                f"the first host of group {c.e('log_host_group')} in the site",
+                "no such host in this inventory",
+                "na",
+                "(inventory)",
+                "not applicable: this inventory has no log host",
+            )
         )
         return
     if log_host == c.host:
         cmd = f"ss -Hltn 'sport = :{c.e('log_port')}'; ls -1 {c.e('log_remote_dir')}"
         out = c.run(cmd)
         listening = f":{c.e('log_port')}" in out.stdout
-        senders = sorted(ln for ln in out.stdout.splitlines() if ln and ":" not in ln and "LISTEN" not in ln)
+        senders = {ln.strip().split(".")[0].lower() for ln in out.stdout.splitlines()
+                   if ln.strip() and ":" not in ln and "LISTEN" not in ln}
+        want = sorted(str(h).split(".")[0].lower() for h in c.e("log_senders"))
+        silent = [h for h in want if h not in senders]
         c.add(
             "logs.central_receiver",
             CENTRE,
-            "central log host receives the site's logs",
-            f"listening on {c.e('log_port')}/tcp (TLS: {c.e('log_tls')})",
-            f"listening; logs from {', '.join(senders) or 'nobody yet'}" if listening else "not listening",
-            listening and bool(senders),
+            "central log host receives every host's logs",
+            f"listening on {c.e('log_port')}/tcp (TLS: {c.e('log_tls')}); "
+            f"logs from {', '.join(want) or 'no host'}",
+            ("listening; " + (f"nothing from {', '.join(silent)}" if silent else "logs from every host"))
+            if listening else "not listening",
+            listening and not silent,
             cmd,
         )
         tmp = c.read("/etc/tmpfiles.d/pbox-remote-logs.conf") or ""
