@@ -89,7 +89,7 @@ def identification(c: Ctx) -> None:
         "present" if pam_pwq is not None else "absent",
         pam_pwq is not None,
         "grep pam_pwquality /etc/pam.d/common-password",
-        "",
+        "\n".join(ln for ln in pam_pw.splitlines() if "pam_pwquality" in ln),
     )
     defs = parse.key_values(c.read("/etc/login.defs") or "")
     c.add(
@@ -579,8 +579,11 @@ def logs(c: Ctx) -> None:
         cmd = f"ss -Hltn 'sport = :{c.e('log_port')}'; ls -1 {c.e('log_remote_dir')}"
         out = c.run(cmd)
         listening = f":{c.e('log_port')}" in out.stdout
-        senders = {ln.strip().split(".")[0].lower() for ln in out.stdout.splitlines()
-                   if ln.strip() and ":" not in ln and "LISTEN" not in ln}
+        senders = {
+            ln.strip().split(".")[0].lower()
+            for ln in out.stdout.splitlines()
+            if ln.strip() and ":" not in ln and "LISTEN" not in ln
+        }
         want = sorted(str(h).split(".")[0].lower() for h in c.e("log_senders"))
         silent = [h for h in want if h not in senders]
         c.add(
@@ -590,7 +593,8 @@ def logs(c: Ctx) -> None:
             f"listening on {c.e('log_port')}/tcp (TLS: {c.e('log_tls')}); "
             f"logs from {', '.join(want) or 'no host'}",
             ("listening; " + (f"nothing from {', '.join(silent)}" if silent else "logs from every host"))
-            if listening else "not listening",
+            if listening
+            else "not listening",
             listening and not silent,
             cmd,
         )
