@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pbox.lab.profile import ProfileError, available_profiles
@@ -20,7 +21,9 @@ lab_app = typer.Typer(help="The lab: local test hosts (systemd-nspawn containers
                            "on a private bridge, with a generated Ansible inventory.",
                       no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
-audit_app = typer.Typer(help="Security audit (GB/T 22239): checks an auditor can run.", no_args_is_help=True)
+audit_app = typer.Typer(help="Security audit (GB/T 22239): checks an auditor can run. Without a "
+                             "subcommand: the host and application report over an inventory.",
+                        invoke_without_command=True)
 app.add_typer(audit_app, name="audit")
 
 
@@ -131,6 +134,56 @@ def profiles() -> None:
     """List the deployment-mode profiles that have a lab layout."""
     for name in available_profiles():
         console.print(name)
+
+
+@audit_app.callback()
+def audit_report(
+    ctx: typer.Context,
+    inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Inventory to audit; "
+                                                   "default: the lab's generated inventory.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory for report.json and "
+                                         "report.html.")] = Path("pbox-audit"),
+    limit: Annotated[str | None, typer.Option("--limit", "-l", help="Only these hosts/groups "
+                                              "(comma-separated).")] = None,
+    vault_password_file: Annotated[Path | None, typer.Option(
+        "--vault-password-file", help="Vault password of an inventory made by `pbox init`.")] = None,
+) -> None:
+    """Read-only GB/T 22239-2019 level-3 checks of every host and the app's configuration (testinfra
+    over the Ansible inventory); writes an HTML and a JSON report; exit 1 if any check fails."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from pbox.audit_report import render, runner
+    from pbox.audit_report.expected import ExpectedError
+    from pbox.paths import LAB_INVENTORY
+
+    inv = inventory or LAB_INVENTORY / "hosts.yml"
+    if not inv.exists():
+        hint = "" if inventory else " (the lab is down: run `pbox lab up`)"
+        raise fail(f"inventory not found: {inv}{hint}")
+    try:
+        with console.status("checking every host…"):
+            report = runner.run(inv, limit, vault_password_file)
+    except ExpectedError as e:
+        raise fail(str(e)) from None
+    js, page = render.write(report, output)
+    table = Table(title=f"GB/T 22239-2019 level 3: {len(report.hosts)} hosts, {report.elapsed_seconds:.1f}s")
+    for col in ("host", "kind", "pass", "fail", "n/a"):
+        table.add_column(col)
+    for h in report.hosts:
+        c = h.counts()
+        failed = f"[red]{c['fail']}[/red]" if c["fail"] else "0"
+        table.add_row(h.host, h.virtualization, str(c["pass"]), failed, str(c["na"]))
+    console.print(table)
+    for host, f in report.failures():
+        console.print(f"[red]FAIL[/red] {host} {f.clause} {escape(f.requirement)}: expected "
+                      f"{escape(f.expected)}, observed {escape(f.observed)}", highlight=False)
+    for h in report.hosts:
+        if h.error:
+            console.print(f"[red]ERROR[/red] {h.host}: {escape(h.error)}", highlight=False)
+    console.print(f"report: {page}  {js}", highlight=False)
+    console.print("[green]all checks pass[/green]" if report.ok else "[red]checks failed[/red]")
+    if not report.ok:
+        raise typer.Exit(code=1)
 
 
 @audit_app.command("verify-log")

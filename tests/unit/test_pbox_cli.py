@@ -70,3 +70,9 @@ def test_a_playbook_that_does_not_load_says_why(tmp_path, monkeypatch):
     deploy.print_summary(result, console)
     assert not result.ok
     assert "broken.yml" in result.error and "deploy failed" in console.export_text()
+
+
+def test_audit_without_inventory_is_a_clear_error(tmp_path):
+    r = pbox("audit", "-i", str(tmp_path / "missing.yml"), "-o", str(tmp_path / "out"))
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: inventory not found") and "Traceback" not in r.stderr
