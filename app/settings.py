@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     workers: int = 2
     log_level: str = "INFO"
     worker_interval_seconds: int = 3600
+    # app-worker: how often it re-verifies the whole audit-log hash chain, and where it serves its
+    # own metrics (pbox_audit_chain_*) for Prometheus; 0 turns that listener off.
+    audit_verify_interval_seconds: int = 600
+    worker_metrics_port: int = 9465
 
     @classmethod
     def settings_customise_sources(
