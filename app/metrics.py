@@ -35,6 +35,8 @@ DB_POOL = Gauge(
 LOGIN_FAILURES = Counter(
     "pbox_staff_login_failures_total", "Failed staff logins, by reason (alert FailedLoginBurst)", ["reason"]
 )
+for _reason in ("STAFF_INVALID_CREDENTIALS", "ACCOUNT_LOCKED", "PASSWORD_EXPIRED"):
+    LOGIN_FAILURES.labels(_reason)  # present from the start, so the first failures count in increase()
 
 router = APIRouter(tags=["运维"])
 
