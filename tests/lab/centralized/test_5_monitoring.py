@@ -78,7 +78,7 @@ def test_replica_postgresql_stopped_fires_alerts_then_streams_again(centralized)
     prof = centralized.prof
     db1, db2 = prof.host("db1"), prof.host("db2")
     assert not active_alerts(prof, "PostgresqlDown")
-    host_run(db2, "systemctl", "stop", REPLICA_UNIT)
+    host_run(db2, "sudo", "systemctl", "stop", REPLICA_UNIT)
     t0 = time.monotonic()
     try:
         def fired(name: str, **labels: str):
@@ -94,7 +94,7 @@ def test_replica_postgresql_stopped_fires_alerts_then_streams_again(centralized)
         centralized.timings["alert_replica_not_streaming"] = time.monotonic() - t0
         assert not fired("PostgresqlDown", instance="db1")
     finally:
-        host_run(db2, "systemctl", "start", REPLICA_UNIT)
+        host_run(db2, "sudo", "systemctl", "start", REPLICA_UNIT)
     checks.wait_for(
         lambda: host_run(db1, "sudo", "-u", "postgres", "psql", "-Atc",
                          "SELECT state FROM pg_stat_replication WHERE application_name = 'db2'",
@@ -108,6 +108,6 @@ def test_replica_postgresql_stopped_fires_alerts_then_streams_again(centralized)
 def test_alert_overrides_reach_the_lab_but_not_the_repository(centralized):
     """The lab's short `for:` is in the deployed rules; the repository keeps production values."""
     lb = monitoring_host(centralized.prof)
-    deployed = host_run(lb, "cat", "/etc/prometheus/rules/postgresql.yml")
+    deployed = host_run(lb, "sudo", "cat", "/etc/prometheus/rules/postgresql.yml")
     assert "for: 10s" in deployed and "for: 1m" not in deployed
     assert "for: 1m" in Path(REPO / "monitoring/rules/postgresql.yml").read_text(encoding="utf-8")
