@@ -1,8 +1,23 @@
-"""Prometheus metrics and the health endpoints the load balancer and monitoring probe."""
+"""Prometheus metrics and the health endpoints the load balancer and monitoring probe.
+
+app-web runs several uvicorn worker processes and a scrape reaches only one of them: with
+PROMETHEUS_MULTIPROC_DIR set (the app-web unit sets it), every process writes its samples there and
+/metrics answers with all of them merged, so counters never jump between processes.
+"""
+
+import os
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from app.exchange.metrics import refresh as refresh_exchange
 
@@ -15,7 +30,15 @@ REQUEST_LATENCY = Histogram(
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-DB_POOL = Gauge("pbox_db_pool_connections", "Database pool connections by state", ["state"])
+# Each process's own pool, as that process last saw it (labelled pid when merged).
+DB_POOL = Gauge(
+    "pbox_db_pool_connections", "Database pool connections by state", ["state"], multiprocess_mode="liveall"
+)
+LOGIN_FAILURES = Counter(
+    "pbox_staff_login_failures_total", "Failed staff logins, by reason (alert FailedLoginBurst)", ["reason"]
+)
+for _reason in ("STAFF_INVALID_CREDENTIALS", "ACCOUNT_LOCKED", "PASSWORD_EXPIRED"):
+    LOGIN_FAILURES.labels(_reason)  # present from the start, so the first failures count in increase()
 
 router = APIRouter(tags=["运维"])
 
@@ -23,6 +46,15 @@ router = APIRouter(tags=["运维"])
 def count_upload(outcome: str, reasons: list[str] | None = None) -> None:
     for reason in reasons or ["-"]:
         UPLOADS.labels(outcome, reason).inc()
+
+
+def exposition() -> bytes:
+    """This process's metrics, or every app-web process's when they share a multiprocess directory."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()
 
 
 @router.get("/healthz", summary="存活探针：进程在运行")
@@ -52,4 +84,4 @@ def metrics(request: Request) -> Response:
     if request.app.state.runtime.exchange is not None:
         with request.app.state.db.transaction() as s:
             refresh_exchange(s)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     workers: int = 2
     log_level: str = "INFO"
     worker_interval_seconds: int = 3600
+    # app-worker: how often it re-verifies the whole audit-log hash chain, and where it serves its
+    # own metrics (pbox_audit_chain_*) for Prometheus; 0 turns that listener off.
+    audit_verify_interval_seconds: int = 600
+    worker_metrics_port: int = 9465
+
     # app-web serves HTTPS when these are set (the load balancer and peer nodes verify it against the
     # internal CA); client certificates are optional, verified against the CA when shown, and the
     # exchange endpoints require one.

@@ -1,28 +1,81 @@
-"""`app-worker`: background jobs. It keeps month partitions of record_version created ahead of time (so
-uploads never land in the default partition) and, when the exchange is enabled, runs its relay,
-reconciliation and upward statistics (app.exchange.worker)."""
+"""`app-worker`: background jobs, each on its own interval: keep month partitions of record_version
+created ahead of time (so uploads never land in the default partition) and re-verify the audit-log
+hash chain, exported as pbox_audit_chain_ok for the AuditChainBroken alert; when the exchange is
+enabled, its relay, reconciliation and upward statistics run in threads beside them
+(app.exchange.worker). Its metrics have their own registry and listener (not app-web's)."""
 
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
 
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from sqlalchemy import text
 
 from app import logs
 from app.db.session import Database
 from app.exchange import worker as exchange_worker
 from app.exchange.node import ExchangeNode
+from app.security import auditlog
 from app.settings import get_settings
 
 log = logging.getLogger("app.worker")
 MONTHS_AHEAD = 3
+
+REGISTRY = CollectorRegistry()
+AUDIT_CHAIN_OK = Gauge(
+    "pbox_audit_chain_ok",
+    "1 if the last verification found the audit-log hash chain unbroken, else 0",
+    registry=REGISTRY,
+)
+AUDIT_CHAIN_ROWS = Gauge(
+    "pbox_audit_chain_rows_verified", "Audit rows the last verification walked", registry=REGISTRY
+)
+AUDIT_CHAIN_VERIFIED_AT = Gauge(
+    "pbox_audit_chain_last_verified_timestamp_seconds",
+    "When the audit chain was last verified",
+    registry=REGISTRY,
+)
 
 
 def ensure_partitions(db: Database) -> int:
     with db.transaction() as s:
         made = s.scalar(text("SELECT ensure_record_partitions(now()::date, :n)"), {"n": MONTHS_AHEAD + 1})
     return int(made or 0)
+
+
+def verify_audit_chain(db: Database) -> auditlog.ChainReport:
+    with db.transaction() as s:
+        report = auditlog.verify(s)
+    AUDIT_CHAIN_OK.set(1 if report.ok else 0)
+    AUDIT_CHAIN_ROWS.set(report.checked)
+    AUDIT_CHAIN_VERIFIED_AT.set_to_current_time()
+    if report.ok:
+        log.info("audit chain verified", extra={"audit_rows": report.checked})
+    else:
+        log.error("audit chain broken", extra={"audit_seq": report.broken_seq, "reason": report.reason})
+    return report
+
+
+@dataclass
+class Job:
+    name: str
+    interval: float
+    run: Callable[[], object]
+    due: float = 0.0
+
+
+def run_due(jobs: list[Job]) -> None:
+    for job in jobs:
+        if job.due <= time.monotonic():
+            try:
+                job.run()
+            except Exception:  # a failed round is logged and retried next round; the worker keeps running
+                log.exception("job failed", extra={"job": job.name})
+            job.due = time.monotonic() + job.interval
 
 
 def main() -> None:
@@ -38,15 +91,25 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    server = None
+    if settings.worker_metrics_port:
+        server, _ = start_http_server(settings.worker_metrics_port, addr=settings.host, registry=REGISTRY)
     threads = exchange_worker.start(node, db, settings.database_url, stop) if node else []
+
+    def partitions() -> None:
+        log.info("partitions ensured", extra={"partitions_created": ensure_partitions(db)})
+
+    jobs = [
+        Job("partitions", settings.worker_interval_seconds, partitions),
+        Job("audit-chain", settings.audit_verify_interval_seconds, lambda: verify_audit_chain(db)),
+    ]
     while not stop.is_set():
-        try:
-            log.info("partitions ensured", extra={"partitions_created": ensure_partitions(db)})
-        except Exception:  # a failed round is logged and retried next round; the worker keeps running
-            log.exception("partition maintenance failed")
-        stop.wait(settings.worker_interval_seconds)
+        run_due(jobs)
+        stop.wait(max(0.0, min(j.due for j in jobs) - time.monotonic()))
     for t in threads:
         t.join(timeout=30)
+    if server is not None:
+        server.shutdown()
     db.dispose()
 
 

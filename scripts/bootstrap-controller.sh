@@ -10,6 +10,7 @@ PACKAGES=(
   systemd-container debootstrap apt-cacher-ng iproute2 openssh-client zstd rsync curl
   qemu-system-x86 qemu-utils postgresql postgresql-contrib sshpass wireguard-tools
   chromium chromium-driver fonts-wqy-microhei
+  prometheus  # for promtool: the alert rules' unit tests (its daemon stays off, see below)
 )
 
 missing=()
@@ -25,6 +26,11 @@ if ((${#missing[@]})); then
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The controller only needs promtool: the prometheus daemon the package brings stays off (not started
+# at install, see policy-rc.d above, and not at boot).
+if systemctl is-enabled --quiet prometheus 2>/dev/null; then
+  systemctl disable --quiet prometheus
 fi
 
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || {

@@ -1,5 +1,6 @@
 """Exchange gauges, read from the database when /metrics is scraped: the relay runs in app-worker,
-but the state it leaves (cursors, backlog, dead letters) is in the database every web worker sees."""
+but the state it leaves (cursors, backlog, dead letters) is in the database every web worker sees.
+Under app-web's multiprocess metrics, the most recent refresh of any worker is the value."""
 
 from prometheus_client import Gauge
 from sqlalchemy.orm import Session
@@ -7,12 +8,19 @@ from sqlalchemy.orm import Session
 from app.domain.clock import now
 from app.exchange.admin import peer_status
 
+MODE = "mostrecent"
 OLDEST = Gauge(
-    "pbox_exchange_outbox_oldest_age_seconds", "Age of the oldest message not yet shipped", ["peer"]
+    "pbox_exchange_outbox_oldest_age_seconds", "Age of the oldest message not yet shipped", ["peer"],
+    multiprocess_mode=MODE,
 )
-BACKLOG = Gauge("pbox_exchange_outbox_backlog", "Messages waiting to be shipped", ["peer"])
-DEAD = Gauge("pbox_exchange_dead_letters", "Messages the peer rejected, waiting for replay", ["peer"])
-FAILURES = Gauge("pbox_exchange_consecutive_failures", "Failed deliveries since the last success", ["peer"])
+BACKLOG = Gauge("pbox_exchange_outbox_backlog", "Messages waiting to be shipped", ["peer"], multiprocess_mode=MODE)
+DEAD = Gauge(
+    "pbox_exchange_dead_letters", "Messages the peer rejected, waiting for replay", ["peer"], multiprocess_mode=MODE
+)
+FAILURES = Gauge(
+    "pbox_exchange_consecutive_failures", "Failed deliveries since the last success", ["peer"],
+    multiprocess_mode=MODE,
+)
 
 
 def refresh(session: Session) -> None:

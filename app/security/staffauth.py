@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.db.models import StaffAccount, StaffSession
 from app.domain.clock import now
 from app.domain.errors import AppError
+from app.metrics import LOGIN_FAILURES
 from app.security.auditlog import AuditLog, Event
 from app.security.fieldcrypt import FieldCipher
 from app.security.passwords import hash_secret, verify_secret
@@ -98,17 +99,19 @@ class StaffAuth:
                 ip,
             )
 
+        def failed(error: AppError, actor: str = username) -> LoginResult:
+            self.audit.record(session, event("failure", error.code, actor))
+            LOGIN_FAILURES.labels(error.code).inc()
+            return LoginResult(error=error)
+
         try:
             acct = self._credentials(session, username, password, code)
         except AppError as exc:
-            self.audit.record(session, event("failure", exc.code))
-            return LoginResult(error=exc)
+            return failed(exc)
         if acct is None:
-            self.audit.record(session, event("failure", "STAFF_INVALID_CREDENTIALS"))
-            return LoginResult(error=AppError("STAFF_INVALID_CREDENTIALS", 401))
+            return failed(AppError("STAFF_INVALID_CREDENTIALS", 401))
         if acct.password_changed_at < now() - timedelta(days=self.s.staff_password_max_age_days):
-            self.audit.record(session, event("failure", "PASSWORD_EXPIRED", str(acct.id)))
-            return LoginResult(error=AppError("PASSWORD_EXPIRED", 403))
+            return failed(AppError("PASSWORD_EXPIRED", 403), str(acct.id))
         token = "st_" + secrets.token_urlsafe(32)
         session.add(StaffSession(token_hash=_token_hash(token), staff_id=acct.id))
         self.audit.record(session, event("success", "ok", str(acct.id)))

@@ -258,7 +258,7 @@ def status() -> tuple[LabState | None, list[HostStatus]]:
 
 
 def endpoints(profile: Profile) -> list[tuple[str, str]]:
-    """Where to look once the system is deployed: each site's portal, API docs and object store."""
+    """Where to look once the system is deployed: each site's portal, API docs, object store, monitoring."""
     ca = Path("/var/lib/pbox/pki") / profile.name / "ca.crt"  # the pki role's controller-side CA
     found: list[tuple[str, str]] = []
     for h in profile.hosts:
@@ -267,6 +267,9 @@ def endpoints(profile: Profile) -> list[tuple[str, str]]:
                       (f"API docs ({h.name})", f"https://{h.address}/docs")]
         if "object_storage" in h.groups:
             found.append((f"object storage ({h.name})", f"https://{h.address}:9000 (console :9001)"))
+        if "monitoring" in h.groups:
+            found += [(f"Prometheus ({h.name})", f"http://{h.address}:9090/"),
+                      (f"Alertmanager ({h.name})", f"http://{h.address}:9093/")]
     if found and ca.exists():
         found.append(("internal CA certificate", str(ca)))
     return found

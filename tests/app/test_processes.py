@@ -12,7 +12,13 @@ import httpx
 import uvicorn
 
 from app import server
+import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.db.session import Database
 from app.devtools.ports import free_port
+from app.security.auditlog import AuditLog, Event
+from tests.app.conftest import migrated_database
 
 
 def env_for(settings, **extra):
@@ -38,6 +44,27 @@ def test_app_web_listens_without_nagle():
         sock.close()
 
 
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in a Prometheus exposition, summed over the labels not given."""
+    values = [
+        s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
+    return sum(values) if values else None
+
+
+def wait_ready(base: str) -> None:
+    for _ in range(150):
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"{base} did not become ready")
+
+
 def test_app_web_serves_with_json_logs(settings):
     port = free_port()
     proc = subprocess.Popen(
@@ -48,14 +75,7 @@ def test_app_web_serves_with_json_logs(settings):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("app-web did not become ready")
+        wait_ready(base)
         with httpx.Client(base_url=base) as c:
             for i in range(15):
                 r = c.get("/healthz", headers={"X-Request-ID": f"proc-test-{i}"})
@@ -169,3 +189,70 @@ def test_app_web_serves_https_only_when_given_a_certificate(settings, tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_app_web_metrics_count_every_worker_process(settings, tmp_path):
+    """With two uvicorn workers, /metrics (answered by either) counts the requests both served."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.server"],
+        env=env_for(settings, PBOX_PORT=str(port), PBOX_WORKERS="2", PROMETHEUS_MULTIPROC_DIR=str(tmp_path)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base)
+        for _ in range(40):  # a new connection each time: both workers take some
+            assert httpx.get(f"{base}/healthz", headers={"Connection": "close"}).status_code == 200
+        assert len(list(tmp_path.glob("histogram_*.db"))) == 2, "both worker processes served requests"
+        for _ in range(4):  # whichever worker answers, the sum is the same
+            text = httpx.get(f"{base}/metrics", headers={"Connection": "close"}).text
+            assert sample(text, "pbox_http_request_duration_seconds_count", route="/healthz") == 40, text[
+                :2000
+            ]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+
+def test_app_worker_exports_the_audit_chain_state(pg, settings):
+    """app-worker re-verifies the audit chain and exports the result; a tampered row turns it to 0."""
+    url = migrated_database(pg, "pbox_worker_chain")
+    db = Database(url, pool_size=1)
+    with db.transaction() as s:
+        AuditLog().record(s, Event("owner", "7", "vehicle_history", "LSVAM4187C2184847"))
+        AuditLog().record(s, Event("owner", "7", "vehicle_history", "LSVAM4187C2184847"))
+    db.dispose()
+    port = free_port()
+    env = env_for(settings, PBOX_DATABASE_URL=url, PBOX_WORKER_METRICS_PORT=str(port))
+    env["PBOX_AUDIT_VERIFY_INTERVAL_SECONDS"] = "1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+    def chain() -> tuple[float | None, float | None]:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return None, None
+        return sample(text, "pbox_audit_chain_ok"), sample(text, "pbox_audit_chain_rows_verified")
+
+    def wait_chain(expected: tuple[float, float]) -> None:
+        deadline = time.monotonic() + 30
+        while (got := chain()) != expected:
+            assert time.monotonic() < deadline, f"worker metrics {got}, expected {expected}"
+            time.sleep(0.2)
+
+    try:
+        wait_chain((1, 2))
+        tamper = sa.create_engine(url)
+        with tamper.begin() as conn:
+            conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+            conn.execute(sa.text("UPDATE audit.event SET actor_id = '8' WHERE seq = 2"))
+        tamper.dispose()
+        wait_chain((0, 1))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0

@@ -25,6 +25,21 @@ def test_login_needs_password_and_a_fresh_totp_code(client, admins):
     assert client.get(f"{ADMIN}/audit/events", headers=who.headers).status_code == 200
 
 
+def test_failed_logins_are_counted_for_monitoring(client, admins):
+    def failures(reason: str) -> float:
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith(f'pbox_staff_login_failures_total{{reason="{reason}"}}'):
+                return float(line.split()[-1])
+        return 0.0
+
+    before = failures("STAFF_INVALID_CREDENTIALS")
+    who = new_staff(client, admins, Role.AUDIT_ADMIN)
+    for _ in range(3):
+        who.login(password="Wr0ng-Passw0rd!")
+    assert who.login().status_code == 200
+    assert failures("STAFF_INVALID_CREDENTIALS") == before + 3
+
+
 def test_brute_force_locks_the_account(client, admins, engine):
     who = new_staff(client, admins, Role.REGULATOR, "320100")
     for _ in range(5):

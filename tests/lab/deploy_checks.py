@@ -21,6 +21,7 @@ SERVICES = {
     "app": ["app-web", "app-worker"],
     "postgresql": ["postgresql@15-main"],
     "object_storage": ["minio"],
+    "monitoring": ["prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter"],
 }
 
 
