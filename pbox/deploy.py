@@ -119,7 +119,7 @@ def run(inventory: Path | None, *, limit: str | None = None, check: bool = False
             lines = [ln for ln in r.stdout.read().splitlines() if ln.strip()]
             error = "\n".join(lines[-15:]) or f"ansible-playbook exited with {r.rc}"
         end = time.monotonic()
-        ends = [t for _, t in play_starts[1:]] + [end]
+        ends = [t for _, t in play_starts[1:]] + ([end] if play_starts else [])
         plays = tuple((name, round(stop - start, 1))
                       for (name, start), stop in zip(play_starts, ends, strict=True))
         return DeployResult(r.status, r.rc, {k: v for k, v in stats.items() if isinstance(v, dict)},
