@@ -12,8 +12,9 @@ role deploys (zst compression, aes-256-cbc, 2 processes, asynchronous archiving,
 host over pgBackRest's TLS server) add network time, which the lab drill reports
 (tests/lab/centralized/test_5_backup.py).
 
-1. Full backup: wall time and repository size.
-2. Baseline: pg_dump (directory format, 2 jobs) and pg_restore (2 jobs) into a new database.
+1. Baseline: pg_dump (directory format, 2 jobs) and pg_restore (2 jobs) into a new database (dropped
+   again before the backup, so its WAL is not replayed later).
+2. Full backup: wall time and repository size.
 3. RPO: a writer commits a heartbeat row every 100 ms for --write-seconds; then the primary is lost
    (stopped with `immediate`, its data directory deleted). The newest backup is restored and WAL
    replayed from the repository; achieved RPO = last committed heartbeat − newest restored one.
@@ -105,6 +106,15 @@ def main() -> None:
             d.mkdir()
         subprocess.run(["chown", "-R", "pboxtest", str(work)], check=False)
         pg.start()
+        # Archiving starts with the cluster: its background pusher may hold the archive lock a moment.
+        for attempt in range(30):
+            r = subprocess.run([*pg._prefix, "pgbackrest", f"--config={conf}", f"--stanza={STANZA}",
+                                "stanza-create"], capture_output=True, text=True, check=False)
+            if r.returncode == 0:
+                break
+            if attempt == 29:
+                raise SystemExit(f"stanza-create failed: {r.stdout} {r.stderr}")
+            time.sleep(1)
         dsn = f"host=127.0.0.1 port={pg.port} user=postgres dbname=postgres"
         upgrade(pg.url)
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -118,18 +128,6 @@ def main() -> None:
         with psycopg.connect(dsn) as conn:
             db_mb = conn.execute("SELECT pg_database_size('postgres') / 1e6").fetchone()[0]  # type: ignore[index]
 
-        # Archiving started with the cluster: its background pusher may hold the archive lock a moment.
-        for attempt in range(30):
-            r = subprocess.run([*pg._prefix, "pgbackrest", f"--config={conf}", f"--stanza={STANZA}",
-                                "stanza-create"], capture_output=True, text=True, check=False)
-            if r.returncode == 0:
-                break
-            if attempt == 29:
-                raise SystemExit(f"stanza-create failed: {r.stdout} {r.stderr}")
-            time.sleep(1)
-        backup_s = run_as(pg, "pgbackrest", f"--config={conf}", f"--stanza={STANZA}", "--type=full", "backup")
-        repo_mb = size_mb(repo / "backup")
-
         dump_dir = work / "dump"
         dump_s = run_as(pg, str(PG_BIN / "pg_dump"), "-h", str(pg.dir), "-p", str(pg.port), "-U", "postgres",
                         "-Fd", "-j", "2", "-f", str(dump_dir), "postgres")
@@ -139,6 +137,9 @@ def main() -> None:
         dump_mb = size_mb(dump_dir)
         run_as(pg, str(PG_BIN / "dropdb"), "-h", str(pg.dir), "-p", str(pg.port), "-U", "postgres", "copy")
         shutil.rmtree(dump_dir)
+
+        backup_s = run_as(pg, "pgbackrest", f"--config={conf}", f"--stanza={STANZA}", "--type=full", "backup")
+        repo_mb = size_mb(repo / "backup")
 
         print(f"== a heartbeat every 100 ms for {args.write_seconds:.0f} s, then the primary is lost ==",
               flush=True)
