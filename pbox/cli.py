@@ -129,6 +129,38 @@ def deploy(
         raise typer.Exit(code=1)
 
 
+@app.command("drill")
+def drill(
+    inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Inventory of the site; "
+                                                   "default: the lab's generated inventory.")] = None,
+    repo: Annotated[int, typer.Option("--repo", min=1, max=2, help="Repository to restore from: 1 the "
+                                      "site's object store, 2 the offsite copy.")] = 1,
+    target_time: Annotated[str, typer.Option("--target-time", help="Point in time to recover to, e.g. "
+                                             "'2026-05-01 14:30:00+08'; default: the latest.")] = "",
+    repo_path: Annotated[str, typer.Option("--repo-path", help="Restore from a copy of the repository "
+                                           "directory at this path on the offsite host (repo 2).")] = "",
+    site: Annotated[str, typer.Option("--site", help="Site group to drill (default: the only site).")] = "",
+    report: Annotated[Path | None, typer.Option("--report", help="Where to write the JSON report; default "
+                                                "/var/lib/pbox/drills/<profile>/drill-<time>.json.")] = None,
+    vault_password_file: Annotated[Path | None, typer.Option(
+        "--vault-password-file", help="Vault password of an inventory made by `pbox init`.")] = None,
+) -> None:
+    """Restore drill: restore the newest backup (or --target-time) onto the scratch host, start the app
+    against it, compare record counts and digests with the source; print RPO and restore time."""
+    from pbox import deploy as deploy_mod
+    from pbox import drill as drill_mod
+
+    profile = inventory.resolve().name if inventory else "lab"
+    req = drill_mod.DrillRequest(inventory, repo, repo_path, target_time, site, report, vault_password_file)
+    try:
+        outcome = drill_mod.run(req, console, profile)
+    except deploy_mod.DeployError as e:
+        raise fail(str(e)) from None
+    drill_mod.print_outcome(outcome, console, err)
+    if not outcome.ok:
+        raise typer.Exit(code=1)
+
+
 @app.command("profiles")
 def profiles() -> None:
     """List the deployment-mode profiles that have a lab layout."""

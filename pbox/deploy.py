@@ -26,6 +26,8 @@ class DeployResult:
     stats: dict[str, dict[str, int]]
     elapsed: float
     error: str = ""  # why ansible stopped before any host ran (bad YAML, unknown role, ...)
+    failures: tuple[str, ...] = ()  # "host: task — message" of every failed task that was not ignored
+    plays: tuple[tuple[str, float], ...] = ()  # (play, seconds) in the order they ran
 
     @property
     def ok(self) -> bool:
@@ -38,7 +40,16 @@ class DeployResult:
         return sum(self.stats.get(key, {}).values())
 
 
-def _printer(out: Console) -> Any:
+def failure_line(data: dict[str, Any]) -> str:
+    """One line for a failed task: host, task, and the module's message (a command's stderr tail)."""
+    res = data.get("res", {})
+    detail = (res.get("stderr") or "").strip().splitlines()[-3:] if isinstance(res.get("stderr"), str) else []
+    msg = " ".join([str(res.get("msg", "")).strip(), *detail]).strip()
+    return f"{data.get('host', '')}: {data.get('task', '')} — {msg}"
+
+
+def _printer(out: Console, failures: list[str] | None = None,
+             play_starts: list[tuple[str, float]] | None = None) -> Any:
     styles = {"runner_on_ok": "green", "runner_on_failed": "red", "runner_on_unreachable": "red",
               "runner_on_skipped": "dim"}
 
@@ -46,6 +57,8 @@ def _printer(out: Console) -> Any:
         kind = event.get("event", "")
         data = event.get("event_data", {})
         if kind == "playbook_on_play_start":
+            if play_starts is not None:
+                play_starts.append((str(data.get("play", "")), time.monotonic()))
             out.print(f"[bold]PLAY[/bold] {data.get('play', '')}", highlight=False)
         elif kind == "playbook_on_task_start":
             out.print(f"  [cyan]TASK[/cyan] {data.get('task', '')}", highlight=False)
@@ -55,6 +68,8 @@ def _printer(out: Console) -> Any:
                     "runner_on_skipped": "skipped"}[kind]
             if kind == "runner_on_failed" and data.get("ignore_errors"):
                 word = "failed (ignored)"
+            elif kind in ("runner_on_failed", "runner_on_unreachable") and failures is not None:
+                failures.append(failure_line(data))
             line = f"    [{styles[kind]}]{word}[/{styles[kind]}]: {data.get('host', '')}"
             if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
                 line += f" — {data.get('res', {}).get('msg', '')}"
@@ -66,7 +81,7 @@ def _printer(out: Console) -> Any:
 
 def run(inventory: Path | None, *, limit: str | None = None, check: bool = False,
         playbook: str = "site.yml", out: Console | None = None,
-        vault_password_file: Path | None = None) -> DeployResult:
+        vault_password_file: Path | None = None, extravars: dict[str, Any] | None = None) -> DeployResult:
     import ansible_runner
 
     out = out or Console()
@@ -87,12 +102,14 @@ def run(inventory: Path | None, *, limit: str | None = None, check: bool = False
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
     private = Path(tempfile.mkdtemp(prefix="pbox-runner-"))
+    failures: list[str] = []
+    play_starts: list[tuple[str, float]] = []
     t0 = time.monotonic()
     try:
         r = ansible_runner.run(
             private_data_dir=str(private), project_dir=str(REPO), playbook=str(book),
             inventory=str(inv), limit=limit, cmdline=" ".join(cmdline) or None, quiet=True,
-            event_handler=_printer(out),
+            event_handler=_printer(out, failures, play_starts), extravars=extravars or None,
             envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
         )
         stats = r.stats or {}
@@ -101,8 +118,12 @@ def run(inventory: Path | None, *, limit: str | None = None, check: bool = False
             # Nothing ran: ansible's own message (it goes to its stdout) is the only explanation.
             lines = [ln for ln in r.stdout.read().splitlines() if ln.strip()]
             error = "\n".join(lines[-15:]) or f"ansible-playbook exited with {r.rc}"
+        end = time.monotonic()
+        ends = [t for _, t in play_starts[1:]] + ([end] if play_starts else [])
+        plays = tuple((name, round(stop - start, 1))
+                      for (name, start), stop in zip(play_starts, ends, strict=True))
         return DeployResult(r.status, r.rc, {k: v for k, v in stats.items() if isinstance(v, dict)},
-                            time.monotonic() - t0, error)
+                            end - t0, error, tuple(failures), plays)
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
@@ -116,6 +137,9 @@ def print_summary(result: DeployResult, out: Console) -> None:
                   f"[red]{failed}[/red]" if failed else "0", str(result.count("dark")),
                   f"{result.elapsed:.1f}s")
     out.print(table)
+    if result.plays:
+        out.print("time per play: " + ", ".join(f"{name} {secs:.1f}s" for name, secs in result.plays),
+                  highlight=False, markup=False)
     if result.error:
         out.print(f"[red]{result.error}[/red]", highlight=False, markup=False)
     out.print("[green]deploy succeeded[/green]" if result.ok else f"[red]deploy {result.status}[/red]")

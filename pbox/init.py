@@ -39,13 +39,13 @@ PROVINCE_LAYOUT: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("app1", ("app",)), ("app2", ("app",)),
     ("db1", ("postgresql", "postgresql_primary")), ("db2", ("postgresql", "postgresql_replica")),
     *((f"s3-{i}", ("object_storage",)) for i in range(1, 5)),  # 4 hosts: one erasure-coded pool
-    ("mon1", ("monitoring",)), ("backup1", ("backup",)),
+    ("mon1", ("monitoring",)), ("backup1", ("backup", "restore_drill")),  # drills run on the backup host
 )
 # A city keeps the same redundancy for web and database, one MinIO host, monitoring with backup.
 CITY_LAYOUT: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("lb1", ("loadbalancer",)), ("app1", ("app",)), ("app2", ("app",)),
     ("db1", ("postgresql", "postgresql_primary")), ("db2", ("postgresql", "postgresql_replica")),
-    ("s3-1", ("object_storage",)), ("ops1", ("monitoring", "backup")),
+    ("s3-1", ("object_storage",)), ("ops1", ("monitoring", "backup", "restore_drill")),
 )
 
 

@@ -8,7 +8,8 @@ import pytest
 
 PBOX = str(Path(sys.executable).parent / "pbox")
 COMMANDS = [[], ["lab"], ["lab", "up"], ["lab", "down"], ["lab", "status"], ["lab", "ssh"], ["deploy"],
-            ["profiles"], ["init"], ["inventory"], ["inventory", "check"], ["audit"], ["audit", "verify-log"]]
+            ["profiles"], ["init"], ["inventory"], ["inventory", "check"], ["audit"], ["audit", "verify-log"],
+            ["drill"]]
 
 
 def pbox(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -26,7 +27,7 @@ def test_every_command_has_help(cmd):
 
 @pytest.mark.parametrize("args", [
     ["--bogus"], ["lab", "frobnicate"], ["lab", "ssh"], ["lab", "up", "--profile"],
-    ["lab", "up", "--profile", "no-such-profile"], ["deploy", "--limit"]])
+    ["lab", "up", "--profile", "no-such-profile"], ["deploy", "--limit"], ["drill", "--repo", "3"]])
 def test_bad_arguments_one_line_error(args):
     r = pbox(*args)
     assert r.returncode != 0

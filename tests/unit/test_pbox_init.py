@@ -19,7 +19,7 @@ CITIES = {"centralized": (), "distributed": ("320100=nanjing,320200",), "hybrid"
 SITE_GROUPS = {"centralized": set(), "distributed": {"site_province", "site_nanjing", "site_c320200"},
                "hybrid": {"site_province", "site_suzhou"}}
 SERVICE_GROUPS = {"loadbalancer", "app", "postgresql", "postgresql_primary", "postgresql_replica",
-                  "object_storage", "monitoring", "backup"}
+                  "object_storage", "monitoring", "backup", "restore_drill"}
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
