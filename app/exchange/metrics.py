@@ -13,9 +13,12 @@ OLDEST = Gauge(
     "pbox_exchange_outbox_oldest_age_seconds", "Age of the oldest message not yet shipped", ["peer"],
     multiprocess_mode=MODE,
 )
-BACKLOG = Gauge("pbox_exchange_outbox_backlog", "Messages waiting to be shipped", ["peer"], multiprocess_mode=MODE)
+BACKLOG = Gauge(
+    "pbox_exchange_outbox_backlog", "Messages waiting to be shipped", ["peer"], multiprocess_mode=MODE
+)
 DEAD = Gauge(
-    "pbox_exchange_dead_letters", "Messages the peer rejected, waiting for replay", ["peer"], multiprocess_mode=MODE
+    "pbox_exchange_dead_letters", "Messages the peer rejected, waiting for replay", ["peer"],
+    multiprocess_mode=MODE,
 )
 FAILURES = Gauge(
     "pbox_exchange_consecutive_failures", "Failed deliveries since the last success", ["peer"],

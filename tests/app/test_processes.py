@@ -9,12 +9,11 @@ import sys
 import time
 
 import httpx
-import uvicorn
-
-from app import server
 import sqlalchemy as sa
+import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
+from app import server
 from app.db.session import Database
 from app.devtools.ports import free_port
 from app.security.auditlog import AuditLog, Event
