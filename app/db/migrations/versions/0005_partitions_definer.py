@@ -5,14 +5,14 @@ SECURITY DEFINER function with a fixed search_path it runs as the owner, and onl
 EXECUTE (the runtime role, app/db/grants.py) may call it. New partitions are the owner's, and the
 owner's default privileges give the runtime role their rows.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 """
 
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
