@@ -161,7 +161,9 @@ def main() -> None:
             changed.append(f"bucket {bucket}")
             if not module.check_mode:
                 status, body = m.request("PUT", f"/{bucket}")
-                need(status == 200, f"creating bucket {bucket}", status, body)
+                # A retried PUT whose first try was answered late finds the bucket made: that is done.
+                done = status == 200 or (status == 409 and b"BucketAlreadyOwnedByYou" in body)
+                need(done, f"creating bucket {bucket}", status, body)
         else:
             need(status == 200, f"checking bucket {bucket}", status, body)
 
