@@ -87,7 +87,7 @@ def test_attachments_mirrored_offsite(centralized):
     db1, lb1 = prof.host("db1"), prof.host("lb1")
     rows = psql(db1, "SELECT object_key || ' ' || sha256 FROM attachment ORDER BY id", db="pbox").splitlines()
     assert rows, "test_1_site uploads an attachment before this module"
-    host_run(lb1, "systemctl", "start", "pbox-attachments-mirror.service")
+    host_run(lb1, "sudo", "systemctl", "start", "pbox-attachments-mirror.service")
     for row in rows:
         key, sha = row.split()
         got = host_run(lb1, "sudo", "sha256sum", f"/var/lib/pbox-mirror/{STANZA}/pbox-attachments/{key}")
