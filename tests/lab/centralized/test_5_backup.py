@@ -87,7 +87,7 @@ def test_attachments_mirrored_offsite(centralized):
     db1, lb1 = prof.host("db1"), prof.host("lb1")
     rows = psql(db1, "SELECT object_key || ' ' || sha256 FROM attachment ORDER BY id", db="pbox").splitlines()
     assert rows, "test_1_site uploads an attachment before this module"
-    host_run(lb1, "systemctl", "start", "pbox-attachments-mirror.service")
+    host_run(lb1, "sudo", "systemctl", "start", "pbox-attachments-mirror.service")
     for row in rows:
         key, sha = row.split()
         got = host_run(lb1, "sudo", "sha256sum", f"/var/lib/pbox-mirror/{STANZA}/pbox-attachments/{key}")
@@ -140,20 +140,20 @@ def corrupted_repo_copy(centralized):
     the real repository is left as it was."""
     lb1 = centralized.prof.host("lb1")
     copy = "/var/lib/pgbackrest-drill-corrupt"
-    host_run(lb1, "rm", "-rf", copy)
-    host_run(lb1, "cp", "-a", REPO2, copy)
-    latest = host_run(lb1, "readlink", f"{copy}/backup/{STANZA}/latest")
+    host_run(lb1, "sudo", "rm", "-rf", copy)
+    host_run(lb1, "sudo", "cp", "-a", REPO2, copy)
+    latest = host_run(lb1, "sudo", "readlink", f"{copy}/backup/{STANZA}/latest")
     base = f"{copy}/backup/{STANZA}/{latest}/pg_data/base"
     biggest = f"find {base} -type f -size +16k -printf '%s %p\\n' | sort -n | tail -1 | cut -d' ' -f2"
-    victim = host_run(lb1, "sh", "-c", biggest)
+    victim = host_run(lb1, "sudo", "sh", "-c", biggest)
     assert victim, "no data file to corrupt"
-    before = host_run(lb1, "sha256sum", victim).split()[0]
-    host_run(lb1, "python3", "-c", "import sys; p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); "
-                                   "m = len(b) // 2; b[m:m + 64] = bytes(x ^ 0xFF for x in b[m:m + 64]); "
-                                   "open(p, 'wb').write(b)", victim)
-    assert host_run(lb1, "sha256sum", victim).split()[0] != before
+    before = host_run(lb1, "sudo", "sha256sum", victim).split()[0]
+    flip = ("import sys; p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); m = len(b) // 2; "
+            "b[m:m + 64] = bytes(x ^ 0xFF for x in b[m:m + 64]); open(p, 'wb').write(b)")
+    host_run(lb1, "sudo", "python3", "-c", flip, victim)
+    assert host_run(lb1, "sudo", "sha256sum", victim).split()[0] != before
     yield copy
-    host_run(lb1, "rm", "-rf", copy)
+    host_run(lb1, "sudo", "rm", "-rf", copy)
 
 
 def test_drill_against_a_corrupted_backup_fails_loudly(centralized, corrupted_repo_copy, tmp_path):
