@@ -152,12 +152,15 @@ def _group_of(scope: str, region_code: str) -> str:
 
 # Live repairs of the scope's enterprises (:ents, their ids) settled in the period, at their latest
 # version. Nothing else is joined here: conditions that repeat these (say on the version's own
-# enterprise) make PostgreSQL expect a handful of rows and choose plans that take seconds.
+# enterprise) make PostgreSQL expect a handful of rows and choose plans that take seconds. The one
+# exception, the range of the heads' receipt times (:rmin, :rmax), lets the planner leave out the
+# monthly partitions of versions that cannot match.
 _LIVE = """
     FROM repair_record rr
     JOIN record_version rv ON rv.record_id = rr.id AND rv.version = rr.current_version
                           AND rv.received_at = rr.current_received_at
     WHERE rr.status = 'active' AND rr.settle_date BETWEEN :start AND :end AND rr.enterprise_id = ANY(:ents)
+      AND rv.received_at BETWEEN :rmin AND :rmax
 """
 _WITH_BRAND = "LEFT JOIN vehicle v ON v.vin = rr.vin"
 _PART_LINES = ", jsonb_array_elements(coalesce(rv.parts, jsonb_build_array())) part"
@@ -214,6 +217,14 @@ def compute(session: Session, who: Principal, period: Period, region: str | None
         {**p, "cap": PROBE_LIMIT + 1},
     ).scalar_one()
     probe = heads <= PROBE_LIMIT
+    rmin, rmax = q(
+        text(
+            "SELECT min(current_received_at), max(current_received_at) FROM repair_record"
+            " WHERE enterprise_id = ANY(:ents) AND settle_date BETWEEN :start AND :end"
+        ),
+        p,
+    ).one()
+    p["rmin"], p["rmax"] = (rmin, rmax) if rmin is not None else (p["t0"], p["t0"])
     if probe:
         q(text("SET LOCAL enable_hashjoin = off"))
         q(text("SET LOCAL enable_mergejoin = off"))
