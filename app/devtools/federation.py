@@ -95,7 +95,8 @@ class Node:
             except httpx.HTTPError:
                 return False
 
-        wait_until(ready, 60, f"{self.name} app-web")
+        # generous: on a loaded 2-core machine a fresh interpreter importing the app can take a minute
+        wait_until(ready, 240, f"{self.name} app-web")
 
     def start_worker(self) -> None:
         self.worker = self._spawn("app.worker", "worker.log")
@@ -223,9 +224,12 @@ class Federation:
             self.bootstrap_admin(node)
 
     def stop(self) -> None:
-        for node in self.nodes.values():
-            node.stop_worker()
-            node.stop_web()
+        for node in self.nodes.values():  # every process is ended, whatever one of them does
+            for stop in (node.stop_worker, node.stop_web):
+                try:
+                    stop()
+                except Exception as exc:  # the others must still stop
+                    print(f"stopping {node.name}: {exc!r}", file=sys.stderr)
 
     def bootstrap_admin(self, node: Node) -> None:
         """A system administrator (exchange operator) logged in over the API, as at install time."""

@@ -78,7 +78,7 @@ def versions_of(fed: Federation, node: str, uscc: str, settlement_no: str) -> li
 
 
 def arrives(
-    fed: Federation, node: str, uscc: str, settlement_no: str, versions: int = 1, timeout: float = 60
+    fed: Federation, node: str, uscc: str, settlement_no: str, versions: int = 1, timeout: float = 180
 ):
     return wait_until(
         lambda: (

@@ -103,9 +103,9 @@ def test_statistics_are_reported_upward_on_schedule(fed):
             s=sender,
         )[0][0]
 
-    wait_until(lambda: reported(PROV_A, CITY_A), 60, "city statistics at the province")
+    wait_until(lambda: reported(PROV_A, CITY_A), 180, "city statistics at the province")
     # the province reports its jurisdiction, the city's uploads included
-    wait_until(lambda: reported(MINISTRY, PROV_A), 60, "province statistics at the ministry")
+    wait_until(lambda: reported(MINISTRY, PROV_A), 180, "province statistics at the ministry")
     assert not query(fed, PROV_B, "SELECT 1 FROM exchange_statistics")
 
 
