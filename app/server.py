@@ -26,6 +26,14 @@ def tls_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def bind(config: uvicorn.Config) -> socket.socket:
+    sock = config.bind_socket()
+    # Accepted connections inherit this; without it uvicorn's worker processes answer small requests
+    # ~40 ms late (Nagle against delayed ACKs), which caps a keep-alive client at ~25 requests/s.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 def main() -> None:
     settings = get_settings()
     logs.configure(settings.log_level)
@@ -40,10 +48,7 @@ def main() -> None:
         proxy_headers=True,
         **tls_options(settings),
     )
-    sock = config.bind_socket()
-    # Accepted connections inherit this; without it uvicorn's worker processes answer small requests
-    # ~40 ms late (Nagle against delayed ACKs), which caps a keep-alive client at ~25 requests/s.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock = bind(config)
     if settings.workers > 1:
         Multiprocess(config, sockets=[sock]).run()
     else:

@@ -3,13 +3,15 @@
 import json
 import os
 import signal
-import statistics
+import socket
 import subprocess
 import sys
 import time
 
 import httpx
+import uvicorn
 
+from app import server
 from app.devtools.ports import free_port
 
 
@@ -26,7 +28,17 @@ def env_for(settings, **extra):
     }
 
 
-def test_app_web_serves_with_json_logs_and_no_nagle_stall(settings):
+def test_app_web_listens_without_nagle():
+    """Keep-alive answers must not wait on delayed ACKs (~40 ms each): the listening socket, which
+    accepted connections inherit, has TCP_NODELAY."""
+    sock = server.bind(uvicorn.Config("app.main:create_app", port=free_port()))
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        sock.close()
+
+
+def test_app_web_serves_with_json_logs(settings):
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.server"],
@@ -45,14 +57,9 @@ def test_app_web_serves_with_json_logs_and_no_nagle_stall(settings):
         else:
             raise AssertionError("app-web did not become ready")
         with httpx.Client(base_url=base) as c:
-            timings = []
             for i in range(15):
-                t = time.perf_counter()
                 r = c.get("/healthz", headers={"X-Request-ID": f"proc-test-{i}"})
-                timings.append(time.perf_counter() - t)
                 assert r.status_code == 200 and r.headers["x-request-id"] == f"proc-test-{i}"
-        # keep-alive requests must not wait on delayed ACKs (~40 ms each without TCP_NODELAY)
-        assert statistics.median(timings) < 0.02, timings
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
