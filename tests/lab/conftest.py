@@ -60,7 +60,11 @@ def host_run(host, *command: str, check: bool = True) -> str:
 
 def bring_up(profile: str):
     pids_before: list[int] = []
-    prof = lab.up(profile, lambda _: None)
+    try:
+        prof = lab.up(profile, lambda _: None)
+    except Exception:
+        lab.down(lambda _: None)  # a lab that failed to come up must not block the next module's
+        raise
     state = lab.LabState.load()
     assert state is not None
     pids_before.extend(state.pids.values())
