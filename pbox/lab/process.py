@@ -116,13 +116,22 @@ def kill_cgroup(name: str) -> None:
     remove_cgroup(name)
 
 
+def _cgroup_tree(d: Path) -> list[Path]:
+    """d and every cgroup below it, deepest first (a cgroup can only be removed without children).
+    The kernel removes some on its own while we walk (a container's units ending): skip those."""
+    found = [d]
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(d):
+            if entry.is_dir(follow_symlinks=False):
+                found[:0] = _cgroup_tree(Path(entry.path))
+    return found
+
+
 def remove_cgroup(name: str) -> None:
     for d in cgroup_dirs(name):
-        if d.is_dir():
-            # Deepest first: a cgroup directory can only be removed when it has no children.
-            for sub in sorted((p for p in d.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        for sub in _cgroup_tree(d) if d.is_dir() else []:
+            with contextlib.suppress(FileNotFoundError):
                 sub.rmdir()
-            d.rmdir()
         parent = d.parent
         if parent.name == LAB_CGROUP and parent.is_dir() and not any(p.is_dir() for p in parent.iterdir()):
             parent.rmdir()
