@@ -45,10 +45,23 @@ def nspawn_argv(host: LabHost, root: Path, state: Path) -> list[str]:
     ]
 
 
+def mount_disk(image: Path, size: int, at: Path) -> None:
+    """A disk of `size` bytes at `at`: a sparse ext4 image, loop-mounted (`down` unmounts it)."""
+    if not image.exists():
+        with image.open("wb") as f:
+            f.truncate(size)
+        # No blocks reserved for root: "full" means full, as the alert sees it.
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)], check=True)
+    if not is_mounted(at):
+        subprocess.run(["mount", "-o", "loop,discard", str(image), str(at)], check=True)
+
+
 def start(host: LabHost, root: Path, state: Path) -> int:
     # The data directories live beside the overlay, so `pbox lab down` removes them with the host.
-    for src in data_dir_sources(host, state).values():
+    for path, src in data_dir_sources(host, state).items():
         src.mkdir(parents=True, exist_ok=True)
+        if path in host.disk_sizes:
+            mount_disk(src.parent / f"{src.name}.img", host.disk_sizes[path], src)
     return process.spawn_in_cgroup(nspawn_argv(host, root, state), host.name, state / "console.log")
 
 

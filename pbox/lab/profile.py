@@ -33,6 +33,9 @@ class LabHost:
     # (MinIO refuses drives on the root filesystem in distributed mode): bind mounts of a
     # per-host directory on the controller. Containers only.
     data_dirs: tuple[str, ...] = ()
+    # Those of them that are a disk of a fixed size (bytes) rather than a directory: a sparse ext4
+    # image, loop-mounted on the controller, so the host can really fill it up.
+    disk_sizes: dict[str, int] = field(default_factory=dict)
 
     @property
     def netns(self) -> str:
@@ -95,8 +98,9 @@ def parse_profile(name: str, data: object) -> Profile:
         kind = spec.get("kind", "container")
         if kind not in ("container", "kvm"):
             raise ProfileError(f"profile {name!r}: kind of {hname!r} must be 'container' or 'kvm'")
+        dirs, sizes = _data_dirs(name, hname, kind, spec)
         hosts.append(LabHost(hname, place(addr), tuple(groups), kind, int(spec.get("memory_mb", 1024)),
-                             dict(spec.get("vars") or {}), _data_dirs(name, hname, kind, spec)))
+                             dict(spec.get("vars") or {}), dirs, sizes))
     return Profile(name, str(data.get("description", "")), tuple(hosts))
 
 
@@ -108,11 +112,28 @@ def data_dir_slug(path: str) -> str:
 _SYSTEM_DIRS = ("bin", "boot", "dev", "etc", "lib", "proc", "run", "sbin", "sys", "usr")
 
 
-def _data_dirs(profile: str, host: str, kind: str, spec: dict) -> tuple[str, ...]:
-    dirs = spec.get("data_dirs") or []
+_SIZE_UNITS = {"M": 1 << 20, "G": 1 << 30}
+
+
+def _data_dirs(profile: str, host: str, kind: str, spec: dict) -> tuple[tuple[str, ...], dict[str, int]]:
+    """`data_dirs` entries: a path (a directory of the controller), or {path: P, size: 512M|2G} (a disk)."""
+    entries = spec.get("data_dirs") or []
     where = f"profile {profile!r}: data_dirs of {host!r}"
-    if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+    if not isinstance(entries, list):
         raise ProfileError(f"{where} must be a list of paths")
+    dirs: list[str] = []
+    sizes: dict[str, int] = {}
+    for e in entries:
+        if isinstance(e, dict) and set(e) == {"path", "size"} and isinstance(e["path"], str):
+            size = str(e["size"])
+            if not (size[:-1].isdigit() and size[-1:] in _SIZE_UNITS and int(size[:-1]) > 0):
+                raise ProfileError(f"{where}: size of {e['path']!r} must be like 512M or 2G, not {size!r}")
+            sizes[e["path"]] = int(size[:-1]) * _SIZE_UNITS[size[-1]]
+            dirs.append(e["path"])
+        elif isinstance(e, str):
+            dirs.append(e)
+        else:
+            raise ProfileError(f"{where} must be a list of paths (or {{path, size}} for a disk)")
     if dirs and kind != "container":
         raise ProfileError(f"{where}: only containers take data_dirs (a KVM guest has its own disk)")
     for d in dirs:
@@ -122,4 +143,4 @@ def _data_dirs(profile: str, host: str, kind: str, spec: dict) -> tuple[str, ...
             raise ProfileError(f"{where}: {d!r} must be a clean absolute path outside the system directories")
     if len({data_dir_slug(d) for d in dirs}) != len(dirs):
         raise ProfileError(f"{where}: duplicate paths")
-    return tuple(dirs)
+    return tuple(dirs), sizes

@@ -1,6 +1,8 @@
 """Lab profiles: parsing, validation, and the inventory they become."""
 
 import ipaddress
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,10 @@ def test_centralized_keeps_the_production_topology():
     ({"hosts": {"a": host("10.213.0.5", data_dirs=["/etc/minio"])}}, "clean absolute path"),
     ({"hosts": {"a": host("10.213.0.5", data_dirs=["/srv/a-b", "/srv/a/b"])}}, "duplicate"),
     ({"hosts": {"a": host("10.213.0.5", kind="kvm", data_dirs=["/srv/minio"])}}, "only containers"),
+    ({"hosts": {"a": host("10.213.0.5", data_dirs=[{"path": "/srv/x", "size": "1T"}])}}, "like 512M or 2G"),
+    ({"hosts": {"a": host("10.213.0.5", data_dirs=[{"path": "/srv/x", "size": "0M"}])}}, "like 512M or 2G"),
+    ({"hosts": {"a": host("10.213.0.5", data_dirs=[{"path": "/srv/x"}])}}, "{path, size}"),
+    ({"hosts": {"a": host("10.213.0.5", data_dirs=[{"path": "/etc/x", "size": "1G"}])}}, "clean absolute"),
 ])
 def test_bad_profiles_are_refused(data, message):
     with pytest.raises(ProfileError, match=message):
@@ -80,6 +86,25 @@ def test_data_dirs_are_bind_mounts_of_per_host_controller_directories(tmp_path):
     assert f"--bind={tmp_path}/hosts/a/data/var-lib-x:/var/lib/x" in argv
     assert not [x for x in container.nspawn_argv(b, tmp_path / "root", tmp_path / "hosts/b")
                 if x.startswith("--bind")]
+
+
+def test_a_sized_data_dir_is_a_loop_mounted_disk_that_fills_up(tmp_path):
+    disk = {"path": "/srv/d", "size": "64M"}
+    prof = parse_profile("t", {"hosts": {"a": host("10.213.0.5", data_dirs=[disk])}})
+    a = prof.host("a")
+    assert a.data_dirs == ("/srv/d",) and a.disk_sizes == {"/srv/d": 64 << 20}
+    src = container.data_dir_sources(a, tmp_path)["/srv/d"]
+    src.mkdir(parents=True)
+    container.mount_disk(tmp_path / "d.img", 64 << 20, src)
+    try:
+        assert container.is_mounted(src)
+        st = os.statvfs(src)
+        assert 50 << 20 < st.f_blocks * st.f_frsize <= 64 << 20
+        with pytest.raises(OSError, match="No space left"):
+            (src / "fill").write_bytes(b"\0" * (65 << 20))
+    finally:
+        subprocess.run(["umount", str(src)], check=True)
+    assert (tmp_path / "d.img").stat().st_blocks * 512 < 64 << 20  # sparse on the controller
 
 
 def test_centralized_object_storage_hosts_have_a_data_disk():

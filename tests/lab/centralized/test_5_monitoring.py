@@ -1,7 +1,7 @@
 """Monitoring on the centralized (集中式) deployment: every scrape target up, every dashboard panel's
-query answered with data by the lab's Prometheus, and a real fault — PostgreSQL stopped on the
-replica db2 — firing the right alerts in Alertmanager; PostgreSQL is then started again and the
-test waits until the replica streams (test_9_convergence runs after this module)."""
+query answered with data by the lab's Prometheus, and real faults firing the right alerts in
+Alertmanager — PostgreSQL stopped on the replica db2 (started again, and the test waits until the
+replica streams) and a disk filled up (emptied again); test_9_convergence runs after this module."""
 
 import json
 import time
@@ -103,6 +103,28 @@ def test_replica_postgresql_stopped_fires_alerts_then_streams_again(centralized)
     checks.wait_for(lambda: not active_alerts(prof, "PostgresqlReplicaNotStreaming"), 120,
                     "PostgresqlReplicaNotStreaming resolved")
     print(f"\nmonitoring: alert timings {centralized.timings}")
+
+
+def test_a_filling_disk_fires_disk_filling_then_resolves(centralized):
+    """The offsite backup repository on lb1 is a 1 GiB disk of its own (lab.yml): fill it to 95 %."""
+    prof = centralized.prof
+    lb1 = prof.host("lb1")
+    mount, fill = "/var/lib/pgbackrest", "/var/lib/pgbackrest/pbox-test-fill"
+    size, avail = map(int, host_run(lb1, "df", "-B1", "--output=size,avail", mount).split()[-2:])
+    host_run(lb1, "sudo", "fallocate", "-l", str(avail - size // 20), fill)
+    t0 = time.monotonic()
+
+    def firing() -> list[dict]:
+        return [a for a in active_alerts(prof, "DiskFilling")
+                if (a["labels"].get("instance"), a["labels"].get("mountpoint")) == ("lb1", mount)]
+
+    try:
+        alert = checks.wait_for(firing, 180, f"DiskFilling for {mount} on lb1")
+        centralized.timings["alert_disk_filling"] = time.monotonic() - t0
+        assert alert[0]["labels"]["severity"] == "warning"
+    finally:
+        host_run(lb1, "sudo", "rm", "-f", fill)
+    checks.wait_for(lambda: not firing(), 120, "DiskFilling resolved")
 
 
 def test_alert_overrides_reach_the_lab_but_not_the_repository(centralized):
