@@ -8,10 +8,15 @@ server-side (INSERT … SELECT generate_series): 2,000 enterprises over every co
 (scaled) over the last 365 days with parts and totals, 200k cars with brands, one rating per ten
 repairs, one complaint per thousand, 60 notices, and one owner's car with 20 repairs.
 
+The fill bypasses the triggers that mark changed days (session_replication_role = replica); every
+day is then marked and the worker's refresh aggregates them all, timed.
+
 For each page it prints p50 and p95 of the time the app takes to answer (in-process ASGI, so no
 network: server time), and beside it the same-run baseline: the service call behind the page, which
 is the SQL work plus assembling its result, without HTTP and templates. The difference is what the
-portal adds; the baseline is what the database costs at this size.
+portal adds; the baseline is what the database costs at this size. Statistics pages have a second
+baseline: the same figures computed from the raw tables alone (statistics.compute(raw=True), what
+the pages cost before the pre-aggregated tables), timed over fewer runs.
 """
 
 import argparse
@@ -42,6 +47,7 @@ from app.security.rbac import Principal, Role  # noqa: E402
 from app.security.reads import ReadService  # noqa: E402
 from app.services import complaints, directory, notices, staff, statistics  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from app.worker import refresh_statistics  # noqa: E402
 
 PG_SETTINGS = {
     "shared_buffers": "1GB",
@@ -108,6 +114,7 @@ def fill(dsn: str, n: int) -> int:
     sample = make_record(items=4, parts=6)
     vins = max(n // 5, 1)
     with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
         conn.execute(FILL_ENTERPRISES, {"counties": counties, "n": ENTERPRISES})
         first = conn.execute("SELECT min(id) FROM enterprise").fetchone()[0]  # type: ignore[index]
         conn.execute(FILL_VEHICLES, {"vins": vins})
@@ -133,6 +140,10 @@ def fill(dsn: str, n: int) -> int:
                 f" ({(args['hi'] - lo + 1) / (time.perf_counter() - t):,.0f}/s)"
             )
         conn.execute("SELECT setval(pg_get_serial_sequence('repair_record', 'id'), %s)", (n + 1,))
+        conn.execute(
+            "INSERT INTO stat_dirty (day) SELECT DISTINCT settle_date FROM repair_record"
+            " UNION SELECT (created_at AT TIME ZONE 'Asia/Shanghai')::date FROM rating"
+        )
         for table in ("enterprise", "vehicle", "repair_record", "record_version", "rating", "complaint"):
             conn.execute(f"VACUUM ANALYZE {table}")
     return int(first)
@@ -182,6 +193,10 @@ def main() -> None:
             log_level="WARNING",
         )
         with TestClient(create_app(settings)) as client:
+            db = client.app.state.runtime.db  # type: ignore[attr-defined]
+            t = time.perf_counter()
+            days = refresh_statistics(db)
+            print(f"== aggregating {days} days (the worker's refresh): {time.perf_counter() - t:.1f} s ==")
             run(client, args.runs, first_ent)
     finally:
         minio.stop()
@@ -264,32 +279,37 @@ def run(client: TestClient, runs: int, first_ent: int) -> None:
         return go
 
     owner_principal = Principal(Role.OWNER, owner["owner_id"])
-    cases: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
+    cases: list[tuple[str, Callable[[], Any], Callable[[], Any], Callable[[], Any] | None]] = [
         (
             "public: search by name + region",
             page(client, "/enterprises", name="示例汽车维修", region="320500"),
             in_session(lambda s: directory.search(s, directory.SearchQuery("示例汽车维修", "320500"))),
+            None,
         ),
         (
             "public: search by business scope",
             page(client, "/enterprises", scope="变速箱"),
             in_session(lambda s: directory.search(s, directory.SearchQuery(scope="变速箱"))),
+            None,
         ),
         (
             "public: enterprise page",
             page(client, f"/enterprises/{uscc}"),
             in_session(lambda s: directory.profile(s, uscc)),
+            None,
         ),
-        ("public: notices list", page(client, "/notices"), in_session(lambda s: notices.listing(s))),
+        ("public: notices list", page(client, "/notices"), in_session(lambda s: notices.listing(s)), None),
         (
             "owner: vehicle file page",
             page(owner_web, f"/owner/vehicles/{vin}"),
             in_session(lambda s: ReadService(s, rt.crypto, rt.audit).vehicle_history(owner_principal, vin)),
+            None,
         ),
         (
             "owner: vehicle file PDF",
             page(owner_web, f"/owner/vehicles/{vin}/file.pdf"),
             in_session(lambda s: ReadService(s, rt.crypto, rt.audit).vehicle_history(owner_principal, vin)),
+            None,
         ),
     ]
     for code, days in (
@@ -310,6 +330,7 @@ def run(client: TestClient, runs: int, first_ent: int) -> None:
                     staff_web[code], "/regulator/statistics", start=start.isoformat(), end=today.isoformat()
                 ),
                 in_session(lambda s, who=who, period=period: statistics.compute(s, who, period)),
+                in_session(lambda s, who=who, period=period: statistics.compute(s, who, period, raw=True)),
             )
         )
     cases.append(
@@ -317,14 +338,22 @@ def run(client: TestClient, runs: int, first_ent: int) -> None:
             "regulator 320500: complaints list",
             page(staff_web["320500"], "/regulator"),
             in_session(lambda s: complaints.of_region(s, regulators["320500"][1])),
+            None,
         )
     )
     print(f"== page server time vs. the service call behind it (ms, {runs} runs each) ==")
-    print(f"  {'page':<42} {'page p50':>9} {'p95':>8}   {'baseline p50':>12} {'p95':>8}")
-    for label, web_call, base_call in cases:
+    print(
+        f"  {'page':<42} {'page p50':>9} {'p95':>8}   {'baseline p50':>12} {'p95':>8}"
+        f"   {'raw SQL p50':>11} {'p95':>8}"
+    )
+    for label, web_call, base_call, raw_call in cases:
         p50, p95 = timed(web_call, runs)
         b50, b95 = timed(base_call, runs)
-        print(f"  {label:<42} {p50:>9.1f} {p95:>8.1f}   {b50:>12.1f} {b95:>8.1f}", flush=True)
+        raw = ""
+        if raw_call is not None:  # seconds each at 1M repairs: a few runs
+            r50, r95 = timed(raw_call, min(runs, 3))
+            raw = f"   {r50:>11.1f} {r95:>8.1f}"
+        print(f"  {label:<42} {p50:>9.1f} {p95:>8.1f}   {b50:>12.1f} {b95:>8.1f}{raw}", flush=True)
 
 
 if __name__ == "__main__":

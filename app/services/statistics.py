@@ -206,7 +206,8 @@ def compute(
         for ent, n, amount in read(
             aggregates.VOLUME,
             "SELECT enterprise_id, sum(records)::bigint, sum(amount) FROM {rows} a"
-            " WHERE enterprise_id = ANY(:ents) GROUP BY enterprise_id",
+            " JOIN enterprise e ON e.id = a.enterprise_id WHERE e.region_code LIKE :prefix"
+            " GROUP BY enterprise_id",
         )
     }
     regions_of: dict[str, list[tuple[int, Decimal]]] = {}
@@ -293,7 +294,8 @@ def compute(
         return dict(
             read(
                 aggregates.UPLOAD,
-                "SELECT enterprise_id, max(last_day) FROM {rows} a WHERE enterprise_id = ANY(:ents)"
+                "SELECT enterprise_id, max(last_day) FROM {rows} a"
+                " JOIN enterprise e ON e.id = a.enterprise_id WHERE e.region_code LIKE :prefix"
                 " GROUP BY enterprise_id",
                 plan,
             )
