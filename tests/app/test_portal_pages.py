@@ -1,6 +1,7 @@
 """Portal pages over HTTP (no browser): each audience's forms, Chinese validation messages, login
 redirects, same-origin checks. The browser journeys are in test_portal_browser.py."""
 
+import html
 import re
 import uuid
 
@@ -9,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from app.devtools.samples import make_record, make_vin
 from app.security.rbac import Role
+from app.services.ratings import DIMENSIONS
 from tests.app.conftest import Shop, new_staff
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -273,3 +275,40 @@ def test_shop_corrects_a_record_from_the_portal(client, engine):
         ("success", "COR-1"),
         ("success", "COR-2"),
     ]
+
+
+def distribution_bars(page: str, title: str) -> dict[str, dict[int, int]]:
+    """The stacked bars of the rating-distribution chart titled `title`: {row label: {score: count}}."""
+    svg = re.search(rf'<svg class="chart distribution"[^>]*aria-label="{title}".*?</svg>', page, re.S)
+    assert svg, f"no distribution chart {title!r}"
+    return {
+        html.unescape(label): {
+            int(s): int(n) for s, n in re.findall(r'data-score="(\d)" data-count="(\d+)"', row)
+        }
+        for label, row in re.findall(
+            r'<g class="dist-row" data-label="([^"]*)">(.*?)</g>', svg.group(0), re.S
+        )
+    }
+
+
+def test_enterprise_page_charts_the_rating_distribution(client, engine):
+    shop = Shop(client, name="分布测试汽修")
+    scores = [(5, 4, 3, 2, 1), (5, 5, 3, 1, 1), (4, 4, 4, 2, 5)]
+    with engine.begin() as conn:
+        for i, s in enumerate(scores):
+            rid = shop.upload(make_record(f"D-{i}", make_vin())).json()["record_id"]
+            conn.execute(
+                sa.text(
+                    "INSERT INTO rating (record_id, enterprise_id, owner_id, attitude, quality, efficiency,"
+                    " transparency, environment) VALUES (:r, :e, 1, :a, :q, :ef, :t, :en)"
+                ),
+                {"r": rid, "e": shop.enterprise_id, "a": s[0], "q": s[1], "ef": s[2], "t": s[3], "en": s[4]},
+            )
+    want = {
+        title: {score: sum(1 for s in scores if s[i] == score) for score in range(1, 6)}
+        for i, title in enumerate(DIMENSIONS.values())
+    }
+    page = browser(client).get(f"/enterprises/{shop.profile['uscc']}").text
+    assert distribution_bars(page, "各项评分分布") == want
+    api = client.get(f"/api/v1/public/enterprises/{shop.profile['uscc']}").json()["ratings"]["distribution"]
+    assert {DIMENSIONS[d]: {int(s): n for s, n in c.items()} for d, c in api.items()} == want

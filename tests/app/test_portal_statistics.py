@@ -32,6 +32,7 @@ from app.services.ratings import DIMENSIONS
 from app.services.statistics import TABLES
 from app.worker import refresh_statistics
 from tests.app.conftest import Shop, regulator
+from tests.app.test_portal_pages import distribution_bars
 
 REG = "/api/v1/regulator"
 COUNTIES = ["320505", "320506", "320507", "320581"]
@@ -372,6 +373,12 @@ def test_statistics_page_and_exports_show_the_same_figures(client, admins, engin
         assert [{k: html.unescape(v) for k, v in r.items()} for r in rows] == want, t.key
         if t.chart and want:
             assert f'aria-label="{t.title}"' in html.unescape(page)
+    # the rating distribution chart: one stacked bar per dimension, its segments the table's counts
+    assert distribution_bars(page, "评分分布") == {
+        r["dimension_name"]: {s: r[f"s{s}"] for s in range(1, 6)}
+        for r in stats["tables"]["ratings"]
+        if r["count"]
+    }
     # exports: every table in the workbook, one as CSV; each export audited
     x = web.get("/regulator/statistics/export", params={**params, "format": "xlsx"})
     wb = load_workbook(io.BytesIO(x.content))
