@@ -7,6 +7,9 @@ so that field errors, which carry the same paths, land beside their inputs.
 """
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -19,7 +22,10 @@ from app.security.auditlog import Event
 from app.security.rbac import Perm, Principal, require
 from app.services import collection
 
-VEHICLE = ("vin", "plate_no", "plate_colour", "brand", "model")
+VEHICLE = (
+    "vin", "plate_no", "plate_colour", "brand", "model", "use_nature", "fuel_type", "registration_date",
+    "transport_cert_no",
+)  # fmt: skip
 HEAD = ("settlement_no", "repair_date", "settle_date", "mileage_km", "fault_description", "repair_type")
 ITEM = ("name", "hours", "fee")
 PART = ("name", "code", "brand", "quantity", "unit_price", "kind")
@@ -31,8 +37,13 @@ def _text(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-def prefill(session: Session, who: Principal, record_id: int) -> dict[str, str]:
-    """The form's values: the record's latest uploaded content and what is known of its car."""
+def _json(v: Any) -> Any:
+    """Dates and amounts as the upload body writes them (strings), so the body can be sent back."""
+    return str(v) if isinstance(v, date | Decimal) else v
+
+
+def latest_body(session: Session, who: Principal, record_id: int) -> dict[str, Any]:
+    """The record's latest uploaded content as an upload body, with what is known of its car."""
     require(who, Perm.SHOP_PORTAL)
     head = session.get(RepairRecord, record_id)
     if head is None or head.enterprise_id != who.enterprise_id:
@@ -44,18 +55,25 @@ def prefill(session: Session, who: Principal, record_id: int) -> dict[str, str]:
         .limit(1)
     ).one()
     car = session.get(Vehicle, head.vin)
-    values = {f: _text(getattr(v, f)) for f in HEAD}
-    values["vehicle.vin"] = head.vin
-    values["vehicle.plate_no"] = _text(v.plate_no)
-    values["vehicle.plate_colour"] = _text(v.plate_colour)
-    values["vehicle.brand"] = _text(car.brand if car else None)
-    values["vehicle.model"] = _text(car.model if car else None)
-    for i, item in enumerate(v.items or []):
-        values.update({f"items.{i}.{k}": _text(item.get(k)) for k in ITEM})
-    for i, part in enumerate(v.parts or []):
-        values.update({f"parts.{i}.{k}": _text(part.get(k)) for k in PART})
-    for k, col in zip(TOTALS, ("labour_total", "parts_total", "other_total", "total"), strict=True):
-        values[f"totals.{k}"] = _text(getattr(v, col))
+    body: dict[str, Any] = {f: _json(getattr(v, f)) for f in HEAD}
+    # the record's own snapshot of the plate; the car's other facts as last known
+    facts = {k: _json(getattr(car, k)) for k in VEHICLE[3:]} if car else {}
+    body["vehicle"] = {"vin": head.vin, "plate_no": v.plate_no, "plate_colour": v.plate_colour, **facts}
+    body["items"] = [{k: item.get(k) for k in ITEM} for item in v.items or []]
+    body["parts"] = [{k: part.get(k) for k in PART} for part in v.parts or []]
+    cols = ("labour_total", "parts_total", "other_total", "total")
+    body["totals"] = {k: _json(getattr(v, c)) for k, c in zip(TOTALS, cols, strict=True)}
+    return body
+
+
+def form_values(body: Mapping[str, Any]) -> dict[str, str]:
+    """An upload body as the form's inputs (`vehicle.vin`, `items.0.fee` …)."""
+    values = {f: _text(body.get(f)) for f in HEAD}
+    values.update({f"vehicle.{k}": _text(val) for k, val in (body.get("vehicle") or {}).items()})
+    for kind in ("items", "parts"):
+        for i, line in enumerate(body.get(kind) or []):
+            values.update({f"{kind}.{i}.{k}": _text(val) for k, val in line.items()})
+    values.update({f"totals.{k}": _text(val) for k, val in (body.get("totals") or {}).items()})
     return values
 
 
@@ -87,14 +105,26 @@ def from_form(form: Mapping[str, str]) -> dict[str, Any]:
     return body
 
 
-def submit(rt: Runtime, who: Principal, form: Mapping[str, str]) -> tuple[int | None, list[FieldError]]:
-    """Upload the corrected record as the shop's software would; returns (record id, no errors) or
-    (None, the field errors). Either way the attempt is audited."""
+@dataclass
+class Corrected:
+    record_id: int | None
+    outcome: str | None  # created | updated | unchanged, as an API upload
+    version: int | None
+    errors: list[FieldError]
+
+
+def submit(rt: Runtime, who: Principal, body: Any) -> Corrected:
+    """Upload the corrected record as the shop's software would (validated like any upload, kept
+    with its field errors among the rejections if refused); either way the attempt is audited."""
     require(who, Perm.SHOP_PORTAL)
     assert who.enterprise_id is not None
-    body = from_form(form)
     outcome = collection.upload(rt, who.enterprise_id, [body], source="portal")[0]
     result = outcome.result
+    number = body.get("settlement_no") if isinstance(body, dict) else None
+    if result is not None:
+        subject, detail = f"record:{result.record_id}", {"outcome": result.outcome, "version": result.version}
+    else:
+        subject, detail = f"settlement:{number or ''}", {"errors": sorted({e.code for e in outcome.errors})}
     with rt.db.transaction() as s:
         rt.audit.record(
             s,
@@ -102,20 +132,13 @@ def submit(rt: Runtime, who: Principal, form: Mapping[str, str]) -> tuple[int | 
                 who.actor_kind,
                 str(who.id),
                 "record.correct",
-                f"record:{result.record_id}" if result else f"settlement:{body.get('settlement_no', '')}",
+                subject,
                 "success" if result else "failure",
-                {
-                    "settlement_no": body.get("settlement_no"),
-                    "outcome": result.outcome,
-                    "version": result.version,
-                }
-                if result
-                else {
-                    "settlement_no": body.get("settlement_no"),
-                    "errors": sorted({e.code for e in outcome.errors}),
-                },
+                {"settlement_no": number, **detail},
                 who.request_id,
                 who.client_ip,
             ),
         )
-    return (result.record_id, []) if result else (None, outcome.errors)
+    if result is None:
+        return Corrected(None, None, None, outcome.errors)
+    return Corrected(result.record_id, result.outcome, result.version, [])

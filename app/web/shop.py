@@ -142,13 +142,15 @@ def _correction_form(
         repair_types=codes["repair_type"],
         part_kinds=codes["part_kind"],
         plate_colours=codes["plate_colour"],
+        use_natures=codes["use_nature"],
+        fuel_types=codes["fuel_type"],
     )
 
 
 @router.get("/records/{record_id}/correct", response_class=HTMLResponse)
 def correct_record(record_id: int, request: Request, rt: RuntimeDep, who: WebShop) -> HTMLResponse:
     with rt.db.transaction() as s:
-        values = corrections.prefill(s, who, record_id)
+        values = corrections.form_values(corrections.latest_body(s, who, record_id))
     return _correction_form(request, values, record_id)
 
 
@@ -171,11 +173,11 @@ def correct_rejected(
 @router.post("/correct", response_class=HTMLResponse)
 async def submit_correction(request: Request, rt: RuntimeDep, who: WebShop) -> Response:
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    record_id, errors = await run_in_threadpool(corrections.submit, rt, who, form)
-    if record_id is None:
+    done = await run_in_threadpool(corrections.submit, rt, who, corrections.from_form(form))
+    if done.record_id is None:
         rid = form.get("record_id", "")
-        return _correction_form(request, form, int(rid) if rid.isdigit() else None, 422, errors)
-    return _see(f"/shop/records/{record_id}")
+        return _correction_form(request, form, int(rid) if rid.isdigit() else None, 422, done.errors)
+    return _see(f"/shop/records/{done.record_id}")
 
 
 @router.get("/vehicles/{vin}", response_class=HTMLResponse)
