@@ -1,5 +1,10 @@
 """Statistics for a regulator's region over a period: repair volume by region, enterprise, brand and
-repair type; parts usage; ratings; complaints; upload coverage. Each table is one SQL statement.
+repair type; parts usage; ratings; complaints; upload coverage.
+
+Everything but complaints is read from the pre-aggregated tables of app.services.aggregates (whole
+months from the month tables, other days from the day tables, days not yet re-aggregated by the
+worker from the raw tables), one statement per aggregate. Complaints are few (about one per
+thousand repairs) and whether one is overdue depends on the time of asking: they are counted raw.
 
 Periods are calendar days in Beijing time, both ends included. Volumes count live repairs (latest
 version, not withdrawn) by settlement date; ratings and complaints count by the day they were made;
