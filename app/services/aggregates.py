@@ -19,13 +19,17 @@ from sqlalchemy.orm import Session
 from app.domain.clock import CHINA
 
 _DAY = "(({0}) AT TIME ZONE 'Asia/Shanghai')::date"
-# live repairs (latest version, not withdrawn) settled on :raw_days
+# Live repairs (latest version, not withdrawn) settled on :raw_days. The range of their heads'
+# receipt times (:rv_lo, :rv_hi) lets the planner leave out the monthly partitions of versions that
+# cannot match: without it PostgreSQL prices a probe as if it touched every partition and reads every
+# version instead (300 ms instead of 5 for a day at 300k repairs).
 _LIVE = """
     FROM repair_record rr
     JOIN record_version rv ON rv.record_id = rr.id AND rv.version = rr.current_version
                           AND rv.received_at = rr.current_received_at
     JOIN enterprise e ON e.id = rr.enterprise_id
     WHERE rr.status = 'active' AND rr.settle_date = ANY(:raw_days)
+      AND rv.received_at BETWEEN :rv_lo AND :rv_hi
 """
 _DIMENSIONS = ("attitude", "quality", "efficiency", "transparency", "environment")
 
@@ -99,9 +103,22 @@ def _next_month(d: date) -> date:
     return (d.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
-def raw_params(days: list[date]) -> dict[str, Any]:
+def raw_params(session: Session, days: list[date]) -> dict[str, Any]:
+    """The parameters of the sources for `days`."""
     lo, hi = (min(days), max(days)) if days else (date(2000, 1, 1), date(2000, 1, 1))
-    return {"raw_days": days, "raw_lo": _midnight(lo), "raw_hi": _midnight(hi + timedelta(days=1))}
+    p = {"raw_days": days, "raw_lo": _midnight(lo), "raw_hi": _midnight(hi + timedelta(days=1))}
+    first, last = (
+        session.execute(
+            text(
+                "SELECT min(current_received_at), max(current_received_at) FROM repair_record"
+                " WHERE settle_date = ANY(:raw_days)"
+            ),
+            p,
+        ).one()
+        if days
+        else (None, None)
+    )
+    return {**p, "rv_lo": first or p["raw_lo"], "rv_hi": last or p["raw_lo"]}
 
 
 def refresh(session: Session) -> int:
@@ -112,7 +129,7 @@ def refresh(session: Session) -> int:
     if not days:
         return 0
     months = sorted({_month(d) for d in days})
-    p = {**raw_params(days), "months": months, "m_lo": months[0], "m_hi": _next_month(months[-1])}
+    p = {**raw_params(session, days), "months": months, "m_lo": months[0], "m_hi": _next_month(months[-1])}
     session.execute(text("SET LOCAL jit = off"))
     for agg in AGGREGATES:
         session.execute(text(f"DELETE FROM {agg.name}_day WHERE day = ANY(:raw_days)"), p)
@@ -139,9 +156,10 @@ class Plan:
     months: list[date]  # whole calendar months without a marked day: the month tables
     days: list[date]  # other days not marked: the day tables
     raw: list[date]  # marked days: the raw tables
+    params: dict[str, Any]
 
     @classmethod
-    def of(cls, start: date, end: date, dirty: set[date]) -> "Plan":
+    def of(cls, session: Session, start: date, end: date, dirty: set[date]) -> "Plan":
         months, days, raw = [], [], []
         d = start
         while d <= end:
@@ -154,7 +172,7 @@ class Plan:
                 for x in span:
                     (raw if x in dirty else days).append(x)
             d = nxt
-        return cls(months, days, raw)
+        return cls(months, days, raw, {"months": months, "days": days, **raw_params(session, raw)})
 
 
 def dirty_days(session: Session, start: date, end: date) -> set[date]:
@@ -176,4 +194,4 @@ def rows(agg: Aggregate, plan: Plan) -> tuple[str, dict[str, Any]]:
         names = ", ".join(("day", *agg.columns.split(", ")))
         parts.append(f"SELECT {agg.columns} FROM ({agg.source}) raw({names})")
     sql = "(" + " UNION ALL ".join(parts) + ")"
-    return sql, {"months": plan.months, "days": plan.days, **raw_params(plan.raw)}
+    return sql, plan.params

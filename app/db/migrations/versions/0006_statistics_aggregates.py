@@ -46,6 +46,9 @@ TABLES = [
 DAY = "(({0}) AT TIME ZONE 'Asia/Shanghai')::date"
 
 DDL = [
+    # a marked day's repairs are re-read by settlement day (by the worker, and by the statistics
+    # until the worker has run): without this index each such read scans every repair
+    "CREATE INDEX repair_record_settle ON repair_record (settle_date)",
     """CREATE TABLE stat_dirty (
         day date NOT NULL, xid xid8 NOT NULL DEFAULT pg_current_xact_id(), PRIMARY KEY (day, xid))""",
     """CREATE FUNCTION stat_mark(VARIADIC days date[]) RETURNS void LANGUAGE sql AS $$
@@ -130,3 +133,4 @@ def downgrade() -> None:
     for name, _, _ in TABLES:
         op.execute(f"DROP TABLE {name}_day, {name}_month")
     op.execute("DROP TABLE stat_dirty")
+    op.execute("DROP INDEX repair_record_settle")
