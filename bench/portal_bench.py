@@ -216,7 +216,7 @@ def main() -> None:
             # read that day from the raw tables, as they mostly will in service
             with db.transaction() as s:
                 s.execute(text("INSERT INTO stat_dirty (day) SELECT max(settle_date) FROM repair_record"))
-            print("== statistics below: the latest day (~1/365 of the repairs) read raw, as between worker rounds ==")
+            print("== statistics below: the latest day (1/365 of the repairs) read raw, as between rounds ==")
             run(client, args.runs, first_ent)
     finally:
         minio.stop()
