@@ -29,7 +29,7 @@ _LIVE = """
                           AND rv.received_at = rr.current_received_at
     JOIN enterprise e ON e.id = rr.enterprise_id
     WHERE rr.status = 'active' AND rr.settle_date = ANY(:raw_days)
-      AND rv.received_at BETWEEN :rv_lo AND :rv_hi
+      AND rv.received_at BETWEEN :rv_lo AND :rv_hi AND e.region_code LIKE :scope
 """
 _DIMENSIONS = ("attitude", "quality", "efficiency", "transparency", "environment")
 
@@ -39,7 +39,9 @@ class Aggregate:
     name: str
     keys: tuple[str, ...]
     measures: tuple[tuple[str, str], ...]  # (column, how months combine days: sum or max)
-    source: str  # SELECT day, *keys, *measures from the raw tables for :raw_days (instants :raw_lo..:raw_hi)
+    # SELECT day, *keys, *measures from the raw tables for :raw_days (instants :raw_lo..:raw_hi) and the
+    # enterprises whose region matches :scope (a LIKE pattern: all of them when aggregating)
+    source: str
 
     @property
     def columns(self) -> str:
@@ -76,7 +78,7 @@ RATING = Aggregate(
     f"SELECT {_DAY.format('r.created_at')} AS d, e.region_code, x.dimension, x.score, count(*)"
     " FROM rating r JOIN enterprise e ON e.id = r.enterprise_id,"
     " LATERAL (VALUES " + ", ".join(f"('{d}', r.{d})" for d in _DIMENSIONS) + ") x(dimension, score)"
-    " WHERE r.created_at >= :raw_lo AND r.created_at < :raw_hi"
+    " WHERE r.created_at >= :raw_lo AND r.created_at < :raw_hi AND e.region_code LIKE :scope"
     f" AND {_DAY.format('r.created_at')} = ANY(:raw_days) GROUP BY 1, 2, 3, 4",
 )
 UPLOAD = Aggregate(
@@ -85,7 +87,8 @@ UPLOAD = Aggregate(
     (("versions", "sum"), ("last_day", "max")),
     f"SELECT {_DAY.format('rv.received_at')} AS d, rv.enterprise_id, count(*),"
     f" {_DAY.format('rv.received_at')}"
-    " FROM record_version rv WHERE rv.received_at >= :raw_lo AND rv.received_at < :raw_hi"
+    " FROM record_version rv JOIN enterprise e ON e.id = rv.enterprise_id"
+    " WHERE rv.received_at >= :raw_lo AND rv.received_at < :raw_hi AND e.region_code LIKE :scope"
     f" AND {_DAY.format('rv.received_at')} = ANY(:raw_days) GROUP BY 1, 2",
 )
 AGGREGATES = (VOLUME, KIND, PART, RATING, UPLOAD)
@@ -129,7 +132,13 @@ def refresh(session: Session) -> int:
     if not days:
         return 0
     months = sorted({_month(d) for d in days})
-    p = {**raw_params(session, days), "months": months, "m_lo": months[0], "m_hi": _next_month(months[-1])}
+    p = {
+        **raw_params(session, days),
+        "scope": "%",
+        "months": months,
+        "m_lo": months[0],
+        "m_hi": _next_month(months[-1]),
+    }
     session.execute(text("SET LOCAL jit = off"))
     for agg in AGGREGATES:
         session.execute(text(f"DELETE FROM {agg.name}_day WHERE day = ANY(:raw_days)"), p)
@@ -159,7 +168,8 @@ class Plan:
     params: dict[str, Any]
 
     @classmethod
-    def of(cls, session: Session, start: date, end: date, dirty: set[date]) -> "Plan":
+    def of(cls, session: Session, start: date, end: date, dirty: set[date], scope: str) -> "Plan":
+        """`scope`: a LIKE pattern of the region codes of the enterprises to read raw."""
         months, days, raw = [], [], []
         d = start
         while d <= end:
@@ -172,7 +182,8 @@ class Plan:
                 for x in span:
                     (raw if x in dirty else days).append(x)
             d = nxt
-        return cls(months, days, raw, {"months": months, "days": days, **raw_params(session, raw)})
+        params = {"months": months, "days": days, "scope": scope, **raw_params(session, raw)}
+        return cls(months, days, raw, params)
 
 
 def dirty_days(session: Session, start: date, end: date) -> set[date]:

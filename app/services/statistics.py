@@ -200,7 +200,7 @@ def compute(
     dirty = (
         _days(before.start, period.end) if raw else aggregates.dirty_days(session, before.start, period.end)
     )
-    plan = aggregates.Plan.of(session, period.start, period.end, dirty)
+    plan = aggregates.Plan.of(session, period.start, period.end, dirty, p["prefix"])
 
     def read(agg: aggregates.Aggregate, sql: str, plan: aggregates.Plan = plan) -> list[Any]:
         rows, params = aggregates.rows(agg, plan)
@@ -307,7 +307,7 @@ def compute(
         )
 
     uploading = last_uploads(plan)
-    uploaded_before = last_uploads(aggregates.Plan.of(session, before.start, before.end, dirty))
+    uploaded_before = last_uploads(aggregates.Plan.of(session, before.start, before.end, dirty, p["prefix"]))
     active = [e for e, f in firms.items() if f[3] == "active"]
     stopped = [
         {"uscc": firms[e][0], "name": firms[e][1], "last_upload": uploaded_before[e]}
