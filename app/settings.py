@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # app-worker: how often it re-verifies the whole audit-log hash chain, and where it serves its
     # own metrics (pbox_audit_chain_*) for Prometheus; 0 turns that listener off.
     audit_verify_interval_seconds: int = 600
+    # app-worker: how often it re-aggregates the statistics of changed days (until then those days
+    # are read from the raw tables: exact, only slower)
+    stats_refresh_interval_seconds: int = 60
     worker_metrics_port: int = 9465
 
     # app-web serves HTTPS when these are set (the load balancer and peer nodes verify it against the

@@ -1,5 +1,6 @@
 """`app-worker`: background jobs, each on its own interval: keep month partitions of record_version
-created ahead of time (so uploads never land in the default partition) and re-verify the audit-log
+created ahead of time (so uploads never land in the default partition), re-aggregate the statistics
+of the days changed since the last round (app.services.aggregates) and re-verify the audit-log
 hash chain, exported as pbox_audit_chain_ok for the AuditChainBroken alert; when the exchange is
 enabled, its relay, reconciliation and upward statistics run in threads beside them
 (app.exchange.worker). Its metrics have their own registry and listener (not app-web's)."""
@@ -20,6 +21,7 @@ from app.db.session import Database
 from app.exchange import worker as exchange_worker
 from app.exchange.node import ExchangeNode
 from app.security import auditlog
+from app.services import aggregates
 from app.settings import get_settings
 
 log = logging.getLogger("app.worker")
@@ -45,6 +47,15 @@ def ensure_partitions(db: Database) -> int:
     with db.transaction() as s:
         made = s.scalar(text("SELECT ensure_record_partitions(now()::date, :n)"), {"n": MONTHS_AHEAD + 1})
     return int(made or 0)
+
+
+def refresh_statistics(db: Database) -> int:
+    """Re-aggregate the days marked since the last round; returns how many."""
+    with db.transaction() as s:
+        days = aggregates.refresh(s)
+    if days:
+        log.info("statistics re-aggregated", extra={"days": days})
+    return days
 
 
 def verify_audit_chain(db: Database) -> auditlog.ChainReport:
@@ -101,6 +112,7 @@ def main() -> None:
 
     jobs = [
         Job("partitions", settings.worker_interval_seconds, partitions),
+        Job("statistics", settings.stats_refresh_interval_seconds, lambda: refresh_statistics(db)),
         Job("audit-chain", settings.audit_verify_interval_seconds, lambda: verify_audit_chain(db)),
     ]
     while not stop.is_set():

@@ -10,7 +10,7 @@ from app.api.deps import RuntimeDep, ShopDep, client_ip
 from app.api.errors import ERROR_RESPONSES
 from app.domain.errors import AppError
 from app.security.reads import ReadService
-from app.services import complaints, ratings, shops
+from app.services import complaints, corrections, ratings, shops
 
 router = APIRouter(prefix="/api/v1/shop", tags=["维修企业门户"], responses=ERROR_RESPONSES)
 
@@ -59,6 +59,35 @@ def rejections(who: ShopDep, rt: RuntimeDep) -> list[dict[str, Any]]:
 def record(record_id: ItemId, who: ShopDep, rt: RuntimeDep) -> dict[str, Any]:
     with rt.db.transaction() as s:
         return shops.record_versions(s, who, record_id)
+
+
+@router.get(
+    "/records/{record_id}/correction",
+    summary="更正用的记录内容",
+    description="该记录最近一次上传的内容，格式即上传请求体，修改后提交到 POST /api/v1/shop/corrections。",
+)
+def correction_body(record_id: ItemId, who: ShopDep, rt: RuntimeDep) -> dict[str, Any]:
+    with rt.db.transaction() as s:
+        return corrections.latest_body(s, who, record_id)
+
+
+class CorrectedOut(BaseModel):
+    record_id: int
+    outcome: str = Field(description="created 新记录；updated 生成新版本；unchanged 内容相同，未生成新版本")
+    version: int
+
+
+@router.post(
+    "/corrections",
+    summary="提交更正",
+    description="请求体同 POST /api/v1/collection/records：以相同结算清单号重新上传，校验规则相同，"
+    "不合格时返回 422 VALIDATION_FAILED 及逐字段错误。每次提交记入审计日志（record.correct）。",
+)
+def submit_correction(body: dict[str, Any], who: ShopDep, rt: RuntimeDep) -> CorrectedOut:
+    done = corrections.submit(rt, who, body)
+    if done.record_id is None or done.outcome is None or done.version is None:
+        raise AppError("VALIDATION_FAILED", 422, fields=done.errors)
+    return CorrectedOut(record_id=done.record_id, outcome=done.outcome, version=done.version)
 
 
 @router.get("/ratings", summary="本企业收到的评价")

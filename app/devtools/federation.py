@@ -187,6 +187,9 @@ class Federation:
             "port": node.port,
             "workers": 1,
             "db_pool_size": 4,
+            # no metrics listener: every node's worker would bind the same default port, and all
+            # but the first exit at start
+            "worker_metrics_port": 0,
             "tls_cert_file": node.cert,
             "tls_key_file": node.key,
             "tls_client_ca_file": self.ca.cert_file,

@@ -22,6 +22,7 @@ DIMENSIONS: dict[str, str] = {
     "transparency": "价格透明度",
     "environment": "店面环境",
 }
+SCORES = (1, 2, 3, 4, 5)
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,22 @@ def of_enterprise(session: Session, enterprise_id: int, limit: int = 50) -> list
 
 
 def summary(session: Session, enterprise_id: int) -> dict[str, Any]:
-    """Number of ratings and the average of each dimension (None before the first rating)."""
+    """Number of ratings, the average of each dimension (None before the first rating) and how many
+    ratings gave each score (1–5) in each dimension."""
     cols = [func.avg(getattr(Rating, d)) for d in DIMENSIONS]
-    row = session.execute(select(func.count(), *cols).where(Rating.enterprise_id == enterprise_id)).one()
+    dist = [func.count().filter(getattr(Rating, d) == s) for d in DIMENSIONS for s in SCORES]
+    row = session.execute(
+        select(func.count(), *cols, *dist).where(Rating.enterprise_id == enterprise_id)
+    ).one()
+    counts = row[1 + len(DIMENSIONS) :]
+    row = row[: 1 + len(DIMENSIONS)]
     count = int(row[0])
     averages = {
         d: (None if v is None else round(float(v), 2)) for d, v in zip(DIMENSIONS, row[1:], strict=True)
     }
     overall = None if count == 0 else round(sum(float(v) for v in row[1:]) / len(DIMENSIONS), 2)
-    return {"count": count, "averages": averages, "overall": overall}
+    distribution = {
+        d: {str(s): int(counts[i * len(SCORES) + j]) for j, s in enumerate(SCORES)}
+        for i, d in enumerate(DIMENSIONS)
+    }
+    return {"count": count, "averages": averages, "overall": overall, "distribution": distribution}

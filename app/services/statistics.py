@@ -1,5 +1,10 @@
 """Statistics for a regulator's region over a period: repair volume by region, enterprise, brand and
-repair type; parts usage; ratings; complaints; upload coverage. Each table is one SQL statement.
+repair type; parts usage; ratings; complaints; upload coverage.
+
+Everything but complaints is read from the pre-aggregated tables of app.services.aggregates (whole
+months from the month tables, other days from the day tables, days not yet re-aggregated by the
+worker from the raw tables), one statement per aggregate. Complaints are few (about one per
+thousand repairs) and whether one is overdue depends on the time of asking: they are counted raw.
 
 Periods are calendar days in Beijing time, both ends included. Volumes count live repairs (latest
 version, not withdrawn) by settlement date; ratings and complaints count by the day they were made;
@@ -20,11 +25,11 @@ from app.domain.clock import CHINA
 from app.domain.errors import AppError
 from app.domain.reference import code_tables, regions
 from app.security.rbac import Perm, Principal, region_prefix, require, require_region
+from app.services import aggregates
 from app.services.complaints import STATUS_NAMES
 from app.services.directory import custom_plans
 from app.services.ratings import DIMENSIONS
 
-PROBE_LIMIT = 20_000  # heads in scope and period up to which versions are probed by key
 TOP = 50  # rows kept of the long tables (enterprises, parts, stopped uploaders)
 MAX_DAYS = 3 * 366
 
@@ -150,24 +155,6 @@ def _group_of(scope: str, region_code: str) -> str:
     return region_code[:4] + "00" if scope.endswith("0000") else region_code
 
 
-# Live repairs of the scope's enterprises (:ents, their ids) settled in the period, at their latest
-# version. Nothing else is joined here: conditions that repeat these (say on the version's own
-# enterprise) make PostgreSQL expect a handful of rows and choose plans that take seconds. The one
-# exception, the range of the heads' receipt times (:rmin, :rmax), lets the planner leave out the
-# monthly partitions of versions that cannot match.
-_LIVE = """
-    FROM repair_record rr
-    JOIN record_version rv ON rv.record_id = rr.id AND rv.version = rr.current_version
-                          AND rv.received_at = rr.current_received_at
-    WHERE rr.status = 'active' AND rr.settle_date BETWEEN :start AND :end AND rr.enterprise_id = ANY(:ents)
-      AND rv.received_at BETWEEN :rmin AND :rmax
-"""
-_WITH_BRAND = "LEFT JOIN vehicle v ON v.vin = rr.vin"
-_PART_LINES = ", jsonb_array_elements(coalesce(rv.parts, jsonb_build_array())) part"
-# a day in Beijing time, for timestamps
-_DAY = "(({0}) AT TIME ZONE 'Asia/Shanghai')::date"
-
-
 def _midnight(d: date) -> datetime:
     return datetime.combine(d, time.min, CHINA)
 
@@ -176,19 +163,24 @@ def _money(v: Decimal | None) -> str:
     return f"{(v or Decimal(0)):.2f}"
 
 
-def compute(session: Session, who: Principal, period: Period, region: str | None = None) -> dict[str, Any]:
+def _days(start: date, end: date) -> set[date]:
+    return {start + timedelta(days=i) for i in range((end - start).days + 1)}
+
+
+def compute(
+    session: Session, who: Principal, period: Period, region: str | None = None, raw: bool = False
+) -> dict[str, Any]:
+    """The statistics of `period`, read from the pre-aggregated tables (app.services.aggregates)
+    except for days not yet re-aggregated; `raw` reads every day from the raw tables instead (the
+    benchmark's baseline, and a check in the tests)."""
     period.check()
     scope = scope_of(who, region)
     before = period.before()
-    p = {
-        "start": period.start,
-        "end": period.end,
+    p: dict[str, Any] = {
         "prefix": region_prefix(scope) + "%",
         # the same days as instants, so indexes on timestamps serve the ranges
         "t0": _midnight(period.start),
         "t1": _midnight(period.end + timedelta(days=1)),
-        "bstart": before.start,
-        "bt0": _midnight(before.start),
     }
     names = regions()
     repair_types = code_tables()["repair_type"]
@@ -197,118 +189,92 @@ def compute(session: Session, who: Principal, period: Period, region: str | None
     # a generic plan cannot tell a county's enterprises from a province's: plan for these parameters
     custom_plans(session)
     firms = {
-        i: (uscc, name, code)
-        for i, uscc, name, code in q(
-            select(Enterprise.id, Enterprise.uscc, Enterprise.name, Enterprise.region_code).where(
-                Enterprise.region_code.startswith(region_prefix(scope))
-            )
+        i: (uscc, name, code, status)
+        for i, uscc, name, code, status in q(
+            select(
+                Enterprise.id, Enterprise.uscc, Enterprise.name, Enterprise.region_code, Enterprise.status
+            ).where(Enterprise.region_code.startswith(region_prefix(scope)))
         )
     }
     p["ents"] = list(firms)
-    # A county's or city's repairs are fetched fastest by probing each head's version by key, but
-    # PostgreSQL prices a probe as if it touched every monthly partition (it prunes them only at run
-    # time) and reads every version instead: 4.5 s instead of 0.4 s for a county's year at 1M repairs.
-    # Below PROBE_LIMIT heads it is told to probe.
-    heads = q(
-        text(
-            "SELECT count(*) FROM (SELECT 1 FROM repair_record WHERE enterprise_id = ANY(:ents)"
-            " AND settle_date BETWEEN :start AND :end LIMIT :cap) h"
-        ),
-        {**p, "cap": PROBE_LIMIT + 1},
-    ).scalar_one()
-    probe = heads <= PROBE_LIMIT
-    rmin, rmax = q(
-        text(
-            "SELECT min(current_received_at), max(current_received_at) FROM repair_record"
-            " WHERE enterprise_id = ANY(:ents) AND settle_date BETWEEN :start AND :end"
-        ),
-        p,
-    ).one()
-    p["rmin"], p["rmax"] = (rmin, rmax) if rmin is not None else (p["t0"], p["t0"])
-    if probe:
-        q(text("SET LOCAL enable_hashjoin = off"))
-        q(text("SET LOCAL enable_mergejoin = off"))
+    dirty = (
+        _days(before.start, period.end) if raw else aggregates.dirty_days(session, before.start, period.end)
+    )
+    plan = aggregates.Plan.of(session, period.start, period.end, dirty, p["prefix"])
 
-    # one pass over the period's live repairs for every volume table (GROUPING SETS) rather than one
-    # join of records and versions per table; the bitmask says which set a row belongs to. Regions
-    # are sums of their enterprises' rows.
-    volumes = q(
-        text(
-            "SELECT GROUPING(ent, b, rtype) AS s, ent, b, rtype,"  # noqa: S608
-            " count(*), sum(total), count(DISTINCT ent)"
-            " FROM (SELECT rr.enterprise_id AS ent, coalesce(v.brand, '未知') AS b,"
-            f" rv.repair_type AS rtype, rv.total {_LIVE.replace('WHERE', _WITH_BRAND + ' WHERE')}"
-            ") live GROUP BY GROUPING SETS ((ent), (b), (rtype), ())"
-        ),
-        p,
-    ).all()
-    sets: dict[int, list[Any]] = {3: [], 5: [], 6: [], 7: []}
-    for row in volumes:
-        sets[row.s].append(row)
-    total = sets[7][0] if sets[7] else None
-    summary = (total[4], total[5], total[6]) if total else (0, None, 0)
-    regions_of: dict[str, list[Any]] = {}
-    for r in sets[3]:
-        regions_of.setdefault(_group_of(scope, firms[r.ent][2]), []).append(r)
+    def read(agg: aggregates.Aggregate, sql: str, plan: aggregates.Plan = plan) -> list[Any]:
+        rows, params = aggregates.rows(agg, plan)
+        return q(text(sql.format(rows=rows)), {**p, **params}).all()
+
+    by_ent = {
+        ent: (n, amount)
+        for ent, n, amount in read(
+            aggregates.VOLUME,
+            "SELECT enterprise_id, sum(records)::bigint, sum(amount) FROM {rows} a"
+            " JOIN enterprise e ON e.id = a.enterprise_id WHERE e.region_code LIKE :prefix"
+            " GROUP BY enterprise_id",
+        )
+    }
+    regions_of: dict[str, list[tuple[int, Decimal]]] = {}
+    for ent, row in by_ent.items():
+        regions_of.setdefault(_group_of(scope, firms[ent][2]), []).append(row)
     by_region = [
         {
             "region_code": g,
             "region_name": names.get(g, g),
-            "records": sum(r[4] for r in rows),
-            "amount": _money(sum((r[5] for r in rows if r[5] is not None), Decimal(0))),
+            "records": sum(r[0] for r in rows),
+            "amount": _money(sum((r[1] for r in rows), Decimal(0))),
         }
         for g, rows in sorted(regions_of.items())
     ]
     by_enterprise = [
-        {"uscc": firms[r.ent][0], "name": firms[r.ent][1], "records": r[4], "amount": _money(r[5])}
-        for r in sorted(sets[3], key=lambda r: (-r[4], firms[r.ent][0]))[:TOP]
+        {"uscc": firms[e][0], "name": firms[e][1], "records": n, "amount": _money(a)}
+        for e, (n, a) in sorted(by_ent.items(), key=lambda r: (-r[1][0], firms[r[0]][0]))[:TOP]
     ]
-    by_brand = [{"brand": r.b, "records": r[4]} for r in sorted(sets[5], key=lambda r: (-r[4], r.b))]
+    kinds = read(
+        aggregates.KIND,
+        "SELECT brand, repair_type, sum(records)::bigint FROM {rows} a WHERE region_code LIKE :prefix"
+        " GROUP BY brand, repair_type",
+    )
+    brands: dict[str, int] = {}
+    types: dict[str | None, int] = {}
+    for brand, rtype, n in kinds:
+        brands[brand] = brands.get(brand, 0) + n
+        types[rtype] = types.get(rtype, 0) + n
+    by_brand = [{"brand": b, "records": n} for b, n in sorted(brands.items(), key=lambda r: (-r[1], r[0]))]
     by_repair_type = [
-        {
-            "repair_type": r.rtype,
-            "repair_type_name": repair_types.get(r.rtype or "", "未填写"),
-            "records": r[4],
-        }
-        for r in sorted(sets[6], key=lambda r: (r.rtype is None, r.rtype or ""))
+        {"repair_type": t, "repair_type_name": repair_types.get(t or "", "未填写"), "records": n}
+        for t, n in sorted(types.items(), key=lambda r: (r[0] is None, r[0] or ""))
     ]
     parts = [
         {"name": name, "kind": kind, "kind_name": part_kinds.get(kind or "", "未填写"), "lines": n,
          "quantity": f"{qty.normalize():f}" if qty is not None else "0"}
-        for name, kind, n, qty in q(
-            text(
-                "SELECT part->>'name' AS part_name, part->>'kind' AS part_kind, count(*) AS n,"
-                " sum((part->>'quantity')::numeric) AS qty"
-                f" {_LIVE.replace('WHERE', _PART_LINES + ' WHERE')}"
-                " GROUP BY part_name, part_kind"
-                f" ORDER BY qty DESC NULLS LAST, part_name, part_kind LIMIT {TOP}"
-            ),
-            p,
+        for name, kind, n, qty in read(
+            aggregates.PART,
+            "SELECT name, kind, sum(lines)::bigint AS n, sum(quantity) AS qty FROM {rows} a"  # noqa: S608
+            " WHERE region_code LIKE :prefix GROUP BY name, kind"
+            f" ORDER BY qty DESC NULLS LAST, name, kind LIMIT {TOP}",
         )
     ]  # fmt: skip
 
-    if probe:
-        q(text("SET LOCAL enable_hashjoin = on"))
-        q(text("SET LOCAL enable_mergejoin = on"))
-
-    rating_cols = ", ".join(
-        f"avg({d}), " + ", ".join(f"count(*) FILTER (WHERE {d} = {s})" for s in range(1, 6))
-        for d in DIMENSIONS
-    )
-    rated = q(
-        text(
-            f"SELECT count(*), {rating_cols} FROM rating r JOIN enterprise e ON e.id = r.enterprise_id"  # noqa: S608
-            " WHERE r.created_at >= :t0 AND r.created_at < :t1 AND r.enterprise_id = ANY(:ents)"
-        ),
-        p,
-    ).one()
+    scores = {
+        (d, s): n
+        for d, s, n in read(
+            aggregates.RATING,
+            "SELECT dimension, score, sum(n)::bigint FROM {rows} a WHERE region_code LIKE :prefix"
+            " GROUP BY dimension, score",
+        )
+    }
     ratings = []
-    for i, (d, title) in enumerate(DIMENSIONS.items()):
-        avg, *dist = rated[1 + 6 * i : 7 + 6 * i]
+    for d, title in DIMENSIONS.items():
+        dist = {s: scores.get((d, s), 0) for s in range(1, 6)}
+        count = sum(dist.values())
+        avg = Decimal(sum(s * n for s, n in dist.items())) / count if count else None
         ratings.append(
-            {"dimension": d, "dimension_name": title, "count": rated[0],
-             "average": None if avg is None else f"{avg:.2f}", **{f"s{s + 1}": dist[s] for s in range(5)}}
+            {"dimension": d, "dimension_name": title, "count": count,
+             "average": None if avg is None else f"{avg:.2f}", **{f"s{s}": dist[s] for s in range(1, 6)}}
         )  # fmt: skip
+    rated_count = ratings[0]["count"]
 
     complaint_rows = q(
         text(
@@ -328,40 +294,43 @@ def compute(session: Session, who: Principal, period: Period, region: str | None
     ]  # fmt: skip
     closed_secs = by_status.get("closed", (0, 0, None))[2]
 
-    coverage_sql = f"""
-        WITH up AS (
-            SELECT rv.enterprise_id, max({_DAY.format("rv.received_at")}) AS last,
-                   bool_or({_DAY.format("rv.received_at")} BETWEEN :start AND :end) AS now_,
-                   bool_or({_DAY.format("rv.received_at")} BETWEEN :bstart AND :start - 1) AS before_
-            FROM record_version rv
-            WHERE rv.received_at >= :bt0 AND rv.received_at < :t1
-              AND rv.enterprise_id = ANY(:ents)
-            GROUP BY rv.enterprise_id)
-        SELECT e.uscc, e.name, up.last, coalesce(up.now_, false), coalesce(up.before_, false)
-        FROM enterprise e LEFT JOIN up ON up.enterprise_id = e.id
-        WHERE e.region_code LIKE :prefix AND e.status = 'active'
-        ORDER BY up.last DESC NULLS LAST, e.uscc"""  # noqa: S608
-    enterprises = q(text(coverage_sql), p).all()
+    # upload coverage: versions received by day of receipt, this period and the one before
+    def last_uploads(plan: aggregates.Plan) -> dict[int, date]:
+        return dict(
+            read(
+                aggregates.UPLOAD,
+                "SELECT enterprise_id, max(last_day) FROM {rows} a"
+                " JOIN enterprise e ON e.id = a.enterprise_id WHERE e.region_code LIKE :prefix"
+                " GROUP BY enterprise_id",
+                plan,
+            )
+        )
+
+    uploading = last_uploads(plan)
+    uploaded_before = last_uploads(aggregates.Plan.of(session, before.start, before.end, dirty, p["prefix"]))
+    active = [e for e, f in firms.items() if f[3] == "active"]
     stopped = [
-        {"uscc": uscc, "name": name, "last_upload": last}
-        for uscc, name, last, in_period, in_before in enterprises
-        if in_before and not in_period
+        {"uscc": firms[e][0], "name": firms[e][1], "last_upload": uploaded_before[e]}
+        for e in sorted(
+            (e for e in active if e in uploaded_before and e not in uploading),
+            key=lambda e: (-uploaded_before[e].toordinal(), firms[e][0]),
+        )
     ]
     return {
         "scope": {"region_code": scope, "region_name": names.get(scope, scope)},
         "period": {"start": period.start, "end": period.end},
         "summary": {
-            "records": summary[0],
-            "amount": _money(summary[1]),
-            "enterprises_with_records": summary[2],
-            "ratings": rated[0],
+            "records": sum(n for n, _ in by_ent.values()),
+            "amount": _money(sum((a for _, a in by_ent.values()), Decimal(0))),
+            "enterprises_with_records": len(by_ent),
+            "ratings": rated_count,
             "complaints": sum(r["count"] for r in complaints),
             "complaints_overdue": sum(r["overdue"] for r in complaints),
             "complaint_avg_handling_hours": None
             if closed_secs is None
             else round(float(closed_secs) / 3600, 1),
-            "enterprises": len(enterprises),
-            "enterprises_uploading": sum(1 for row in enterprises if row[3]),
+            "enterprises": len(active),
+            "enterprises_uploading": sum(1 for e in active if e in uploading),
             "enterprises_stopped": len(stopped),
         },
         "tables": {

@@ -72,7 +72,13 @@ def enterprise(uscc: str, request: Request, rt: RuntimeDep) -> HTMLResponse:
     with rt.db.transaction() as s:
         e = directory.profile(s, uscc.upper()[:18])
     avg_rows = [{"name": t, "average": e["ratings"]["averages"][d]} for d, t in DIMENSIONS.items()]
-    return render(request, "enterprise.html", e=e, dimensions=DIMENSIONS, avg_rows=avg_rows)
+    dist_rows = [
+        {"name": t, **{f"s{s}": n for s, n in e["ratings"]["distribution"][d].items()}}
+        for d, t in DIMENSIONS.items()
+    ]
+    return render(
+        request, "enterprise.html", e=e, dimensions=DIMENSIONS, avg_rows=avg_rows, dist_rows=dist_rows
+    )
 
 
 @router.get("/notices", response_class=HTMLResponse)

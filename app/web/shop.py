@@ -3,13 +3,15 @@ complaints with a reply, and the car histories owners have shared (other shops' 
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import RuntimeDep, client_ip
-from app.domain.errors import AppError
+from app.domain.errors import AppError, FieldError
+from app.domain.reference import code_tables
 from app.security.reads import ReadService
-from app.services import complaints, enterprises, ratings, shops
+from app.services import complaints, corrections, enterprises, ratings, records, shops
 from app.web.session import WebShop, safe_next, same_origin, set_cookie, signed_out
 from app.web.templating import render
 
@@ -117,6 +119,65 @@ def record(record_id: int, request: Request, rt: RuntimeDep, who: WebShop) -> HT
     with rt.db.transaction() as s:
         r = shops.record_versions(s, who, record_id)
     return render(request, "shop/record.html", r=r)
+
+
+def _correction_form(
+    request: Request,
+    values: dict[str, str],
+    record_id: int | None,
+    status: int = 200,
+    errors: list[FieldError] | None = None,
+) -> HTMLResponse:
+    codes = code_tables()
+    return render(
+        request,
+        "shop/correct.html",
+        status=status,
+        v=values,
+        record_id=record_id,
+        item_rows=corrections.rows(values, "items"),
+        part_rows=corrections.rows(values, "parts"),
+        field_errors={e.field: e.message for e in errors or []},
+        errors=[f"{e.field}：{e.message}" for e in errors or []],
+        repair_types=codes["repair_type"],
+        part_kinds=codes["part_kind"],
+        plate_colours=codes["plate_colour"],
+        use_natures=codes["use_nature"],
+        fuel_types=codes["fuel_type"],
+    )
+
+
+@router.get("/records/{record_id}/correct", response_class=HTMLResponse)
+def correct_record(record_id: int, request: Request, rt: RuntimeDep, who: WebShop) -> HTMLResponse:
+    with rt.db.transaction() as s:
+        values = corrections.form_values(corrections.latest_body(s, who, record_id))
+    return _correction_form(request, values, record_id)
+
+
+@router.get("/correct", response_class=HTMLResponse)
+def correct_rejected(
+    request: Request, rt: RuntimeDep, who: WebShop, settlement_no: Annotated[str, Query(max_length=50)] = ""
+) -> Response:
+    """From a rejected upload: the record it would correct if there is one, else a blank form (a
+    refused upload's content is not kept, only its number and errors)."""
+    assert who.enterprise_id is not None
+    try:
+        with rt.db.transaction() as s:
+            head = records.find(s, who.enterprise_id, settlement_no)
+        return _see(f"/shop/records/{head.id}/correct")
+    except AppError:  # not uploaded yet: the correction is a first upload
+        pass
+    return _correction_form(request, {"settlement_no": settlement_no}, None)
+
+
+@router.post("/correct", response_class=HTMLResponse)
+async def submit_correction(request: Request, rt: RuntimeDep, who: WebShop) -> Response:
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    done = await run_in_threadpool(corrections.submit, rt, who, corrections.from_form(form))
+    if done.record_id is None:
+        rid = form.get("record_id", "")
+        return _correction_form(request, form, int(rid) if rid.isdigit() else None, 422, done.errors)
+    return _see(f"/shop/records/{done.record_id}")
 
 
 @router.get("/vehicles/{vin}", response_class=HTMLResponse)

@@ -35,6 +35,7 @@ templates.env.filters["day"] = lambda v: _when(v, with_time=False)
 templates.env.filters["money"] = _money
 templates.env.globals["codes"] = code_tables()
 templates.env.globals["bar_chart"] = charts.bar_chart
+templates.env.globals["distribution_chart"] = charts.distribution_chart
 
 
 def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:

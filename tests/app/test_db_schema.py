@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from app.db.grants import DbRoles, apply_grants
 from app.db.session import Database
+from app.services.aggregates import AGGREGATES
 from app.worker import ensure_partitions
 
 
@@ -95,6 +96,13 @@ def test_the_runtime_role_has_rows_only(database_url):
             assert c.execute(sa.text("SELECT pg_has_role(current_user, 'pbox_pii', 'MEMBER')")).scalar()
             assert not c.execute(sa.text("SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles"
                                          " WHERE rolname = current_user")).scalar()
+            # the worker's statistics refresh (app.services.aggregates) as this role: rows of every
+            # aggregate table and of the dirty-day marks, nothing more
+            stat_tables = ["stat_dirty"] + [f"{a.name}_{g}" for a in AGGREGATES for g in ("day", "month")]
+            for table in stat_tables:
+                for priv in ("SELECT", "INSERT", "DELETE"):
+                    assert c.execute(sa.text(f"SELECT has_table_privilege('{table}', '{priv}')")).scalar()
+                assert not c.execute(sa.text(f"SELECT has_table_privilege('{table}', 'TRUNCATE')")).scalar()
     finally:
         rt.dispose()
 

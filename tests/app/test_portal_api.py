@@ -313,3 +313,41 @@ def test_vehicle_file_pdf(client):
         "VEHICLE_NOT_BOUND",
     )
     assert io.BytesIO(r.content).getbuffer().nbytes > 5000
+
+
+def test_shop_corrections_api_round_trips_a_record(client, engine):
+    """The correction's JSON side: the latest content as an upload body, sent back changed, is a new
+    version like an API re-upload; a wrong body gets the upload's field errors; each attempt audited;
+    another shop's record is not found."""
+    shop, other = Shop(client, name="更正接口汽修"), Shop(client, name="别家更正汽修")
+    vin = make_vin()
+    up = shop.upload(make_record("CA-1", vin)).json()
+    sh = shop_user(client, shop)
+    body = client.get(f"{SHOP}/records/{up['record_id']}/correction", headers=sh).json()
+    assert body["settlement_no"] == "CA-1" and body["vehicle"]["vin"] == vin
+    assert client.post(f"{SHOP}/corrections", json=body, headers=sh).json()["outcome"] == "unchanged"
+    body["mileage_km"] = 54321
+    r = client.post(f"{SHOP}/corrections", json=body, headers=sh)
+    assert r.status_code == 200
+    assert r.json() == {"record_id": up["record_id"], "outcome": "updated", "version": 2}
+    versions = client.get(f"{SHOP}/records/{up['record_id']}", headers=sh).json()["versions"]
+    assert [(v["version"], v["source"], v["mileage_km"]) for v in versions][-1] == (2, "portal", 54321)
+    r = client.post(f"{SHOP}/corrections", json={**body, "settle_date": "2999-01-01"}, headers=sh)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "VALIDATION_FAILED"
+    assert "settle_date" in [f["field"] for f in r.json()["error"]["fields"]]
+    assert "settle_date" in str(client.get(f"{SHOP}/rejections", headers=sh).json()[0]["errors"])
+    stranger = shop_user(client, other)
+    r = client.get(f"{SHOP}/records/{up['record_id']}/correction", headers=stranger)
+    assert code_of(r) == (404, "RECORD_NOT_FOUND")
+    with engine.connect() as conn:
+        outcomes = conn.execute(
+            sa.text(
+                "SELECT outcome, detail->>'outcome' FROM audit.event WHERE action = 'record.correct'"
+                " AND detail->>'settlement_no' = 'CA-1' ORDER BY seq"
+            )
+        ).all()
+    assert [tuple(o) for o in outcomes] == [
+        ("success", "unchanged"),
+        ("success", "updated"),
+        ("failure", None),
+    ]

@@ -204,3 +204,12 @@ def test_shop_staff_see_their_uploads_and_answer_a_rating(client, server, browse
     submit(browser, reply)
     assert "本店答复：感谢您的认可" in browser.page_source
     screenshots(browser, "shop-home")
+    # a correction from the portal: the record's form, pre-filled, one field changed
+    browser.get(server + f"/shop/records/{up['record_id']}")
+    browser.find_element(By.ID, "correct-link").click()
+    form = WebDriverWait(browser, 15).until(lambda d: d.find_element(By.ID, "correct"))
+    assert form.find_element(By.NAME, "settlement_no").get_attribute("value") == "SP-0001"
+    screenshots(browser, "shop-correct")
+    fill(browser, "correct", fault_description="更正：更换右前轮轴承")
+    versions = browser.find_element(By.ID, "versions").text
+    assert "门户更正" in versions and "更正：更换右前轮轴承" in versions

@@ -1,12 +1,16 @@
 """Portal pages over HTTP (no browser): each audience's forms, Chinese validation messages, login
 redirects, same-origin checks. The browser journeys are in test_portal_browser.py."""
 
+import html
+import re
 import uuid
 
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from app.devtools.samples import make_record, make_vin
 from app.security.rbac import Role
+from app.services.ratings import DIMENSIONS
 from tests.app.conftest import Shop, new_staff
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -173,3 +177,138 @@ def test_shop_pages(client):
     r = web.post("/shop/login", data={"username": "shop-page-user", "password": "shop pass 1"})
     assert r.status_code == 200 and "门户测试汽修" in r.text and "OK-1" in r.text
     assert "BAD-1" in r.text and "日期不能晚于今天" in r.text
+
+
+def test_shop_corrects_a_record_from_the_portal(client, engine):
+    """A correction from the portal: the form is pre-filled with the record, checked by the upload
+    validators (Chinese messages beside the fields), stored as a new version like an API re-upload,
+    visible in the owner's history, and audited; a rejected upload is corrected from an empty form."""
+    from tests.app.test_portal_api import OWNER, bound_owner
+
+    shop = Shop(client, name="更正测试汽修")
+    vin = make_vin()
+    h, record_id = bound_owner(client, shop, vin, no="COR-1")
+    bad = make_record("COR-2", make_vin())
+    bad["settle_date"] = "2999-01-01"
+    shop.batch([bad])
+    client.post(
+        "/api/v1/collection/users",
+        json={"username": "shop-correct-user", "password": "shop pass 1"},
+        headers=shop.headers,
+    )
+    web = browser(client)
+    assert (
+        web.post("/shop/login", data={"username": "shop-correct-user", "password": "shop pass 1"}).status_code
+        == 200
+    )
+    assert f'href="/shop/records/{record_id}/correct"' in web.get(f"/shop/records/{record_id}").text
+    page = web.get(f"/shop/records/{record_id}/correct")
+    assert page.status_code == 200
+    original = client.get(f"/api/v1/collection/records/{record_id}", headers=shop.headers).json()["latest"]
+    form = dict(re.findall(r'<input id="f-[^"]+" name="([^"]+)" type="[^"]+" value="([^"]*)"', page.text))
+    assert form["settlement_no"] == "COR-1" and form["vehicle.vin"] == vin
+    assert form["fault_description"] == original["fault_description"]
+    assert form["items.0.name"] == original["items"][0]["name"]
+    assert form["totals.total"] == str(original["total"])
+    selected = dict(
+        re.findall(
+            r'<select id="f-[^"]+" name="([^"]+)">.*?<option value="([^"]*)" selected', page.text, re.S
+        )
+    )
+    assert selected.get("repair_type", "") == (original["repair_type"] or "")
+    form.update({k: v for k, v in selected.items()})
+
+    # a wrong total: refused with the validators' Chinese message, nothing stored
+    wrong = {**form, "record_id": str(record_id), "totals.total": "1.00"}
+    r = web.post("/shop/correct", data=wrong)
+    assert r.status_code == 422 and 'aria-invalid="true"' in r.text
+    assert re.search(r'class="error" id="e-totals\.total">[^<]*[\u4e00-\u9fff]', r.text), r.text[-2000:]
+    assert (
+        client.get(f"/api/v1/collection/records/{record_id}", headers=shop.headers).json()["current_version"]
+        == 1
+    )
+
+    fixed = {
+        **form,
+        "record_id": str(record_id),
+        "fault_description": "更正：更换刹车片",
+        "mileage_km": "23456",
+    }
+    r = web.post("/shop/correct", data=fixed, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/shop/records/{record_id}"
+    shown = web.get(r.headers["location"]).text
+    assert "门户更正" in shown and "更正：更换刹车片" in shown
+    stored = client.get(f"/api/v1/collection/records/{record_id}", headers=shop.headers).json()
+    assert stored["current_version"] == 2 and stored["versions"][-1]["source"] == "portal"
+    assert stored["latest"]["mileage_km"] == 23456 and stored["latest"]["items"] == original["items"]
+    # the same as an API re-upload: the same content again is no new version
+    assert web.post("/shop/correct", data=fixed, follow_redirects=False).status_code == 303
+    assert (
+        client.get(f"/api/v1/collection/records/{record_id}", headers=shop.headers).json()["current_version"]
+        == 2
+    )
+    history = client.get(f"{OWNER}/vehicles/{vin}/history", headers=h).json()["records"]
+    assert [(x["settlement_no"], x["fault_description"]) for x in history] == [("COR-1", "更正：更换刹车片")]
+
+    # the rejected upload: its link opens an empty form with its number, a complete form uploads it
+    assert "/shop/correct?settlement_no=COR-2" in web.get("/shop").text
+    blank = web.get("/shop/correct", params={"settlement_no": "COR-2"})
+    assert blank.status_code == 200 and 'value="COR-2"' in blank.text
+    new = {**{k: v for k, v in form.items() if k not in ("record_id",)}, "settlement_no": "COR-2"}
+    new["vehicle.vin"] = make_vin()
+    r = web.post("/shop/correct", data=new, follow_redirects=False)
+    assert r.status_code == 303
+    # a record with that number exists now: the rejection's link leads to its correction form
+    again = web.get("/shop/correct", params={"settlement_no": "COR-2"}, follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"].endswith("/correct")
+
+    with engine.connect() as conn:
+        audited = conn.execute(
+            sa.text(
+                "SELECT outcome, detail->>'settlement_no' FROM audit.event"
+                " WHERE action = 'record.correct' ORDER BY seq"
+            )
+        ).all()
+    assert [tuple(a) for a in audited][-4:] == [
+        ("failure", "COR-1"),
+        ("success", "COR-1"),
+        ("success", "COR-1"),
+        ("success", "COR-2"),
+    ]
+
+
+def distribution_bars(page: str, title: str) -> dict[str, dict[int, int]]:
+    """The stacked bars of the rating-distribution chart titled `title`: {row label: {score: count}}."""
+    svg = re.search(rf'<svg class="chart distribution"[^>]*aria-label="{title}".*?</svg>', page, re.S)
+    assert svg, f"no distribution chart {title!r}"
+    return {
+        html.unescape(label): {
+            int(s): int(n) for s, n in re.findall(r'data-score="(\d)" data-count="(\d+)"', row)
+        }
+        for label, row in re.findall(
+            r'<g class="dist-row" data-label="([^"]*)">(.*?)</g>', svg.group(0), re.S
+        )
+    }
+
+
+def test_enterprise_page_charts_the_rating_distribution(client, engine):
+    shop = Shop(client, name="分布测试汽修")
+    scores = [(5, 4, 3, 2, 1), (5, 5, 3, 1, 1), (4, 4, 4, 2, 5)]
+    with engine.begin() as conn:
+        for i, s in enumerate(scores):
+            rid = shop.upload(make_record(f"D-{i}", make_vin())).json()["record_id"]
+            conn.execute(
+                sa.text(
+                    "INSERT INTO rating (record_id, enterprise_id, owner_id, attitude, quality, efficiency,"
+                    " transparency, environment) VALUES (:r, :e, 1, :a, :q, :ef, :t, :en)"
+                ),
+                {"r": rid, "e": shop.enterprise_id, "a": s[0], "q": s[1], "ef": s[2], "t": s[3], "en": s[4]},
+            )
+    want = {
+        title: {score: sum(1 for s in scores if s[i] == score) for score in range(1, 6)}
+        for i, title in enumerate(DIMENSIONS.values())
+    }
+    page = browser(client).get(f"/enterprises/{shop.profile['uscc']}").text
+    assert distribution_bars(page, "各项评分分布") == want
+    api = client.get(f"/api/v1/public/enterprises/{shop.profile['uscc']}").json()["ratings"]["distribution"]
+    assert {DIMENSIONS[d]: {int(s): n for s, n in c.items()} for d, c in api.items()} == want

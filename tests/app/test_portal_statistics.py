@@ -1,6 +1,7 @@
 """Every figure of the regulator statistics (API, page, CSV, XLSX) against an independent computation.
 
-The data are generated here: shops in four counties of 苏州 upload repairs over 120 days (some
+The data are generated here, then aggregated by the worker's refresh (so the figures come from the
+pre-aggregated tables): shops in four counties of 苏州 upload repairs over 120 days (some
 corrected, some withdrawn), ratings and complaints are written with chosen dates and states, and one
 shop stops uploading. The independent side reads raw rows with its own SQL (latest version by
 DISTINCT ON, not through the head pointer) and aggregates them in Python.
@@ -20,13 +21,18 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
+from app.db.session import Database
 from app.devtools.samples import make_record, make_vin
 from app.domain.clock import CHINA, today_in_china
 from app.domain.reference import code_tables, regions
+from app.security.rbac import Principal, Role
+from app.services import statistics
 from app.services.exports import sheet_title
 from app.services.ratings import DIMENSIONS
 from app.services.statistics import TABLES
+from app.worker import refresh_statistics
 from tests.app.conftest import Shop, regulator
+from tests.app.test_portal_pages import distribution_bars
 
 REG = "/api/v1/regulator"
 COUNTIES = ["320505", "320506", "320507", "320581"]
@@ -63,7 +69,20 @@ def record(rng: random.Random, no: str, vin: str, settle: date) -> dict:
 
 
 @pytest.fixture(scope="module")
-def generated(client, engine):
+def worker_db(database_url):
+    """The worker's database handle: the runtime role, as app-worker runs."""
+    db = Database(database_url, pool_size=1)
+    yield db
+    db.dispose()
+
+
+def dirty_days(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM stat_dirty")).scalar_one()
+
+
+@pytest.fixture(scope="module")
+def generated(client, engine, worker_db):
     rng = random.Random(8)
     today = today_in_china()
     shops = [Shop(client, region_code=COUNTIES[i % 4], name=f"统计测试汽修{i}") for i in range(7)]
@@ -147,6 +166,9 @@ def generated(client, engine):
                     "closed": created + timedelta(hours=rng.randint(1, 300)) if status == "closed" else None,
                 },
             )  # fmt: skip
+    assert dirty_days(engine) > 0  # every write above marked its days
+    assert refresh_statistics(worker_db) > 0
+    assert dirty_days(engine) == 0
     return shops
 
 
@@ -351,6 +373,12 @@ def test_statistics_page_and_exports_show_the_same_figures(client, admins, engin
         assert [{k: html.unescape(v) for k, v in r.items()} for r in rows] == want, t.key
         if t.chart and want:
             assert f'aria-label="{t.title}"' in html.unescape(page)
+    # the rating distribution chart: one stacked bar per dimension, its segments the table's counts
+    assert distribution_bars(page, "评分分布") == {
+        r["dimension_name"]: {s: r[f"s{s}"] for s in range(1, 6)}
+        for r in stats["tables"]["ratings"]
+        if r["count"]
+    }
     # exports: every table in the workbook, one as CSV; each export audited
     x = web.get("/regulator/statistics/export", params={**params, "format": "xlsx"})
     wb = load_workbook(io.BytesIO(x.content))
@@ -389,3 +417,93 @@ def test_a_region_without_enterprises_has_empty_statistics(client, admins):
     stats = client.get(f"{REG}/statistics", params={"start": today, "end": today}, headers=reg.headers).json()
     assert stats["summary"]["records"] == 0 and stats["summary"]["enterprises"] == 0
     assert stats["tables"]["by_region"] == [] and stats["tables"]["ratings"][0]["average"] is None
+
+
+def test_changes_after_the_aggregation_show_once_refreshed(client, admins, engine, worker_db, generated):
+    """A new upload, a correction, a withdrawal and a rating after the aggregates were built: exact at
+    once (their days are read raw until re-aggregated), in the aggregate tables once the worker's
+    refresh ran, and the aggregated figures equal those computed from the raw tables alone."""
+    reg = regulator(client, admins, "320500")
+    today = today_in_china()
+    params = {"start": today - timedelta(days=119), "end": today}
+    refresh_statistics(worker_db)
+    shop = generated[0]
+    rng = random.Random(88)
+    new = record(rng, "LATE-1", make_vin(rng), today - timedelta(days=3))
+    assert shop.upload(new).json()["outcome"] == "created"
+    with engine.connect() as conn:
+        (no1, vin1, settled1), (no2, *_) = conn.execute(
+            sa.text(
+                "SELECT settlement_no, vin, settle_date FROM repair_record"
+                " WHERE enterprise_id = :e AND status = 'active' AND settlement_no LIKE 'S0-%'"
+                " ORDER BY id LIMIT 2"
+            ),
+            {"e": shop.enterprise_id},
+        ).all()
+    assert shop.upload(record(rng, no1, vin1, settled1)).json()["outcome"] == "updated"  # a correction
+    head = client.get("/api/v1/collection/records", params={"settlement_no": no2}, headers=shop.headers)
+    client.post(
+        f"/api/v1/collection/records/{head.json()['record_id']}/withdraw",
+        json={"reason": "重复"},
+        headers=shop.headers,
+    )
+    with engine.begin() as conn:
+        rid = conn.execute(
+            sa.text(
+                "SELECT id FROM repair_record WHERE enterprise_id = :e AND status = 'active'"
+                " AND id NOT IN (SELECT record_id FROM rating) ORDER BY id LIMIT 1"
+            ),
+            {"e": shop.enterprise_id},
+        ).scalar_one()
+        conn.execute(
+            sa.text(
+                "INSERT INTO rating (record_id, enterprise_id, owner_id, attitude, quality, efficiency,"
+                " transparency, environment) VALUES (:r, :e, 1, 1, 2, 3, 4, 5)"
+            ),
+            {"r": rid, "e": shop.enterprise_id},
+        )
+
+    def aggregated_records() -> int:
+        with engine.connect() as conn:
+            return conn.execute(
+                sa.text("SELECT sum(records) FROM stat_volume_day WHERE enterprise_id = :e"),
+                {"e": shop.enterprise_id},
+            ).scalar_one()
+
+    def live_records() -> int:
+        with engine.connect() as conn:
+            return conn.execute(
+                sa.text("SELECT count(*) FROM repair_record WHERE enterprise_id = :e AND status = 'active'"),
+                {"e": shop.enterprise_id},
+            ).scalar_one()
+
+    assert dirty_days(engine) > 0
+    assert aggregated_records() == live_records()  # +1 upload -1 withdrawal: the total is unchanged
+    stale = client.get(f"{REG}/statistics", params=params, headers=reg.headers).json()
+    want = independent(engine, "320500", params["start"], params["end"])
+    want["coverage"] = [(u, d.isoformat()) for u, d in want["coverage"]]
+    check(stale, want)  # exact before the refresh: marked days come from the raw tables
+
+    assert refresh_statistics(worker_db) > 0
+    assert dirty_days(engine) == 0
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT v.day, v.records FROM stat_volume_day v WHERE v.enterprise_id = :e AND v.day = :d"
+            ),
+            {"e": shop.enterprise_id, "d": today - timedelta(days=3)},
+        ).all()
+        rated = conn.execute(
+            sa.text(
+                "SELECT sum(n) FROM stat_rating_day WHERE day = :d AND dimension = 'attitude' AND score = 1"
+            ),
+            {"d": today},
+        ).scalar_one()
+    assert rows and rows[0].records >= 1 and rated >= 1
+    fresh = client.get(f"{REG}/statistics", params=params, headers=reg.headers).json()
+    check(fresh, want)
+    assert fresh["summary"]["ratings"] == stale["summary"]["ratings"]
+    with worker_db.transaction() as s:
+        who = Principal(Role.REGULATOR, reg.staff_id, region_code="320000")
+        period = statistics.Period(params["start"], params["end"])
+        assert statistics.compute(s, who, period) == statistics.compute(s, who, period, raw=True)

@@ -217,7 +217,8 @@ def test_app_web_metrics_count_every_worker_process(settings, tmp_path):
 
 def test_app_worker_exports_the_audit_chain_state(pg, settings):
     """app-worker re-verifies the audit chain and exports the result; a tampered row turns it to 0."""
-    url = migrated_database(pg, "pbox_worker_chain")
+    app_db = migrated_database(pg, "pbox_worker_chain")
+    url = app_db.runtime_url  # the worker's role
     db = Database(url, pool_size=1)
     with db.transaction() as s:
         AuditLog().record(s, Event("owner", "7", "vehicle_history", "LSVAM4187C2184847"))
@@ -245,7 +246,7 @@ def test_app_worker_exports_the_audit_chain_state(pg, settings):
 
     try:
         wait_chain((1, 2))
-        tamper = sa.create_engine(url)
+        tamper = sa.create_engine(app_db.superuser_url)  # past the audit log's triggers
         with tamper.begin() as conn:
             conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
             conn.execute(sa.text("UPDATE audit.event SET actor_id = '8' WHERE seq = 2"))
