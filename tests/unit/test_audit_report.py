@@ -104,7 +104,7 @@ def test_role_catalog_has_the_required_ports():
     assert ports[("all", 22)] == {"admin"}
     assert ports[("postgresql", 5432)] >= {"app", "postgresql"}
     assert ports[("object_storage", 9000)] >= {"object_storage", "app", "backup"}
-    assert ports[("app", 8000)] == {"loadbalancer"}
+    assert ports[("app", 8000)] == {"loadbalancer", "monitoring"}  # proxied requests; /metrics scrapes
     assert ports[("loadbalancer", 443)] == ports[("loadbalancer", 80)] == {"any"}
 
 
