@@ -162,11 +162,12 @@ def _reachable(src, dst, port: int) -> bool:
     [
         ("app1", "db1", 5432, True),  # app → PostgreSQL
         ("db2", "db1", 5432, True),  # replica → primary
-        ("lb1", "db1", 5432, False),  # the load balancer has no business with the database
+        ("lb1", "db1", 8432, True),  # the offsite backup host (lb1 here) → pgBackRest's server
+        ("app2", "db1", 8432, False),  # … and no one else
         ("lb1", "app1", 8000, True),  # load balancer → app
         ("app2", "app1", 8000, False),  # app port only from the load balancer
         ("app1", "db1", 9000, True),  # app → MinIO
-        ("lb1", "db1", 9000, False),
+        ("app1", "db1", 9001, False),  # the MinIO console only from the admin network
         ("app1", "db2", 22, False),  # SSH only from the admin network (the controller)
     ],
 )
