@@ -651,9 +651,9 @@ def firewall(c: Ctx) -> None:
         "nft list chain inet pbox_filter input",
         "",
     )
-    observed = {k: {parse.normalize_source(s) for s in v} for k, v in accepted.items()}
+    observed = {k: parse.canonical_sources(v) for k, v in accepted.items()}
     expected = {
-        (int(r["port"]), r["proto"]): {parse.normalize_source(s) for s in r["from"]}
+        (int(r["port"]), r["proto"]): parse.canonical_sources(set(r["from"]))
         for r in c.e("firewall_rules")
     }
     for (port, proto), sources in sorted(expected.items()):

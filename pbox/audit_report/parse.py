@@ -1,5 +1,6 @@
 """Pure parsers of what hosts print: configuration files, `sshd -T`, the nftables ruleset."""
 
+import ipaddress
 import re
 
 _NFT_RULE = re.compile(r"^\s*(?:(ip6?) saddr (\{[^}]*\}|\S+)\s+)?(tcp|udp) dport (\d+) accept\b")
@@ -56,6 +57,27 @@ def nft_input(ruleset: str) -> tuple[str, dict[tuple[int, str], set[str]]]:
 def normalize_source(address: str) -> str:
     """nft prints a /32 (or /128) network as the bare address."""
     return re.sub(r"/(32|128)$", "", address.strip())
+
+
+def canonical_sources(sources: set[str]) -> set[str]:
+    """The addresses a set of sources covers, as the fewest networks: nft merges neighbouring
+    addresses of a set into ranges (`10.0.0.10-10.0.0.12`), the catalog lists them one by one.
+    `any` and anything that is not an address stay as they are."""
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    other = set()
+    for raw in sources:
+        s = raw.strip()
+        try:
+            if "-" in s:
+                first, last = (ipaddress.ip_address(a.strip()) for a in s.split("-", 1))
+                nets.extend(ipaddress.summarize_address_range(first, last))
+            else:
+                nets.append(ipaddress.ip_network(s, strict=False))
+        except ValueError:
+            other.add(s)
+    merged = [*ipaddress.collapse_addresses(n for n in nets if n.version == 4),
+              *ipaddress.collapse_addresses(n for n in nets if n.version == 6)]
+    return other | {normalize_source(str(n)) for n in merged}
 
 
 def logrotate_days(text: str) -> int:

@@ -52,6 +52,15 @@ def test_nft_input_reads_policy_ports_and_sources():
     assert parse.normalize_source("10.213.3.1/32") == "10.213.3.1"
 
 
+def test_sources_compare_as_the_addresses_they_cover():
+    listed = {"10.213.2.1", "10.213.2.10", "10.213.2.11", "10.213.2.12", "10.213.2.21", "10.213.2.22"}
+    merged_by_nft = {"10.213.2.1", "10.213.2.10-10.213.2.12", "10.213.2.21-10.213.2.22"}
+    assert parse.canonical_sources(listed) == parse.canonical_sources(merged_by_nft)
+    assert parse.canonical_sources(listed) != parse.canonical_sources(merged_by_nft - {"10.213.2.1"})
+    assert parse.canonical_sources({"any"}) == {"any"}
+    assert parse.canonical_sources({"192.0.2.0/24", "192.0.2.7/32"}) == {"192.0.2.0/24"}
+
+
 def test_key_values_and_logrotate_and_pam_args():
     assert parse.key_values("PASS_MAX_DAYS\t90\n# x\nminlen = 12", None)["pass_max_days"] == "90"
     assert parse.key_values("minlen = 12\nminlen = 8", "=") == {"minlen": "12"}  # first wins, like sshd
