@@ -12,6 +12,7 @@ deploy changes nothing."""
 
 import re
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -58,8 +59,8 @@ class Shop:
     """A repair shop of province B uploading over HTTPS to B's node, as its software does."""
 
     def __init__(self, node, region_code: str) -> None:
-        self.client = httpx.Client(base_url=f"https://{node.address}:8000",
-                                   verify=str(checks.ca_file("national")), timeout=60)
+        self.client = httpx.Client(base_url=f"https://{node.address}:8000", timeout=60,
+                                   verify=ssl.create_default_context(cafile=str(checks.ca_file("national"))))
         self.profile = {**make_enterprise(name="杭州示例汽车维修有限公司"), "region_code": region_code}
         self.uscc = self.profile["uscc"]
         assert re.fullmatch(r"[0-9A-Z]{18}", self.uscc)
