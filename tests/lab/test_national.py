@@ -8,8 +8,10 @@ tunnel's state reaches monitoring. Then the exchange over them: a repair uploade
 tunnel cut, B's uploads wait at the ministry and arrive once the tunnel is back; restarting the
 relays mid-stream loses nothing; and in the end every record is at A exactly once, with counts and
 digests equal on both sides of each link, as the nodes' own reconciliation reports. A second
-deploy changes nothing."""
+deploy changes nothing. Last, the gateways switch to IPsec (strongSwan; in the lab its userspace
+kernel-libipsec), the exchange takes the new tunnels, and a second IPsec deploy changes nothing."""
 
+import io
 import re
 import socket
 import ssl
@@ -19,8 +21,10 @@ import uuid
 
 import httpx
 import pytest
+from rich.console import Console
 
 from app.devtools.samples import make_enterprise, make_record, make_vin
+from pbox import deploy
 from pbox.lab import lab
 from tests.lab import deploy_checks as checks
 from tests.lab.conftest import assert_down_leaves_nothing, bring_up, host_run
@@ -284,6 +288,52 @@ def test_every_record_exactly_once_and_reconciled(nodes, shop):
 
 def test_second_deploy_changes_nothing(national):
     TIMINGS["rerun"] = checks.assert_idempotent()
+
+
+def deploy_gateways(vpn_type: str) -> tuple[deploy.DeployResult, str]:
+    buf = io.StringIO()
+    result = deploy.run(None, limit="vpn_gateway", extravars={"vpn_type": vpn_type},
+                        out=Console(file=buf, width=200))
+    return result, buf.getvalue()
+
+
+def test_ipsec_instead_of_wireguard(nodes, shop):
+    """The gateways switched to IPsec (strongSwan; in the lab its userspace kernel-libipsec, ESP
+    in UDP): the tunnels come up, WireGuard is gone, and the exchange takes the new tunnels."""
+    t0 = time.monotonic()
+    result, out = deploy_gateways("ipsec")
+    assert result.ok, checks.problems(out)
+    TIMINGS["switch_to_ipsec"] = time.monotonic() - t0
+    for gw in ("pgw1", "qgw1"):
+        checks.wait_for(lambda gw=gw: tunnel_up(nodes[gw], "ministry"), 60,
+                        f"{gw}'s IPsec SA with the ministry")
+    assert tunnel_up(nodes["mgw1"], "320000") == tunnel_up(nodes["mgw1"], "330000") == 1
+    sas = host_run(nodes["mgw1"], "sudo", "swanctl", "--list-sas")
+    assert sas.count("ESTABLISHED") == 2 and "TUNNEL-in-UDP" in sas, sas
+    for gw in ("pgw1", "qgw1", "mgw1"):
+        assert host_run(nodes[gw], "ip", "-o", "link", "show", "ipsec0")  # kernel-libipsec's TUN device
+        assert host_run(nodes[gw], "systemctl", "is-active", "wg-quick@" + ("wg-provinces" if gw == "mgw1"
+                        else "wg-ministry"), check=False) != "active"
+        assert "wireguard-go" not in host_run(nodes[gw], "sh", "-c", "cat /proc/[0-9]*/comm")
+    # Only through the tunnel still; and a repair in B reaches A over IPsec.
+    status = host_run(nodes["pnode1"], "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10",
+                      "--cacert", "/etc/pbox/pki/ca.crt", f"https://{MINISTRY_TUNNEL_IP}:{EXCHANGE_PORT}/readyz")
+    assert status == "200"
+    assert host_run(nodes["pnode1"], "curl", "-sk", "-m", "3", f"https://{nodes['mgw1'].address}:{EXCHANGE_PORT}/",
+                    check=False) == ""
+    no = shop.upload("苏A9D001")
+    t0 = time.monotonic()
+    checks.wait_for(lambda: versions(nodes["pnode1"], shop.uscc, no), ARRIVAL_TIMEOUT,
+                    "the record at A over IPsec")
+    TIMINGS["b_to_a_ipsec"] = time.monotonic() - t0
+    assert of_a(nodes["pnode1"], shop) == of_a(nodes["qnode1"], shop)
+
+
+def test_ipsec_second_deploy_changes_nothing(national):
+    result, out = deploy_gateways("ipsec")
+    assert result.ok, checks.problems(out)
+    changed = {h: n for h, n in result.stats.get("changed", {}).items() if n}
+    assert not changed, f"second IPsec deploy changed something: {changed}\n{out[-5000:]}"
 
 
 def test_down_leaves_nothing(national, clean_controller):
