@@ -42,6 +42,17 @@ def problems(out: str) -> str:
     return "\n".join(keep)[-5000:] or out[-3000:]
 
 
+def changed_tasks(out: str) -> str:
+    """Each task of a deploy's output that changed a host, with the hosts it changed."""
+    task, found = "", []
+    for ln in out.splitlines():
+        if ln.lstrip().startswith("TASK "):
+            task = ln.strip()
+        elif ln.strip().startswith("changed:"):
+            found.append(f"{task}: {ln.strip()}")
+    return "\n".join(found)[-5000:] or out[-3000:]
+
+
 def wait_for(predicate, timeout: float, what: str):
     end = time.monotonic() + timeout
     while True:
@@ -109,7 +120,7 @@ def assert_idempotent() -> float:
     result, out = run_deploy()
     assert result.ok, problems(out)
     changed = {h: n for h, n in result.stats.get("changed", {}).items() if n}
-    assert not changed, f"second deploy changed something: {changed}\n{out[-5000:]}"
+    assert not changed, f"second deploy changed something: {changed}\n{changed_tasks(out)}"
     return time.monotonic() - t0
 
 
