@@ -32,8 +32,9 @@ test-unit: deps
 test-app: deps
 	$(PYTEST) tests/app
 
+# The lab's slowest steps are printed at the end: where CI's time goes.
 test-lab: deps
-	$(PYTEST) tests/lab
+	$(PYTEST) --durations=25 tests/lab
 
 bench-lab: deps
 	$(BIN)/python bench/lab_bench.py

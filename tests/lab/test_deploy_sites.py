@@ -1,7 +1,9 @@
 """The multi-site profiles in the lab: 分布式 (a province plus two city systems) and 混合式 (a province
 that also serves some cities, plus one city system). One deployment per profile, shared by its tests:
 each site serves its own uploads through its own load balancer (verified HTTPS), the province's
-replica has its records, services run, and a second deploy changes nothing."""
+replica has its records, the sites' nodes exchange records (a city's uploads reach the province; the
+province sends a city the repairs of its cars made elsewhere; no site gets another city's cars),
+services run, and a second deploy changes nothing."""
 
 import time
 
@@ -16,6 +18,8 @@ SITES = {
     "distributed": {"province": ("pweb1", "pdb2"), "nanjing": ("nanjing1", None), "wuxi": ("wuxi1", None)},
     "hybrid": {"province": ("pweb1", "pdb2"), "suzhou": ("suzhou1", None)},
 }
+# The city a car's file belongs to, by its plate's prefix (GB/T 2260: 苏A 南京 320100, 苏E 苏州 320500).
+HOME_CITY = {"苏A": "nanjing", "苏E": "suzhou"}
 TIMINGS: dict[str, dict[str, float]] = {}
 
 
@@ -39,18 +43,41 @@ def test_deploy_succeeds(deployed):
 def test_each_site_serves_its_own_uploads(deployed):
     profile, prof, _, result, _ = deployed
     assert result.ok
-    sites = SITES[profile]
-    for site, (lb, replica) in sorted(sites.items()):
+    for lb, replica in sorted(SITES[profile].values()):
         rec = checks.smoke(str(prof.host(lb).address), profile)
         if replica:
             checks.replica_has_record(prof.host(replica), rec["record_id"])
-        # The record is in this site's own database, and in no other site's.
-        for other in sites:
-            db = next(h for h in prof.hosts
-                      if f"site_{other}" in h.groups and "postgresql_primary" in h.groups)
-            n = host_run(db, "sudo", "-u", "postgres", "psql", "-d", "pbox", "-Atc",
-                         f"SELECT count(*) FROM vehicle WHERE vin = '{rec['vin']}'")
-            assert n == ("1" if other == site else "0"), (site, other, n)
+
+
+def expected_sites(profile: str, site: str, plate: str) -> set[str]:
+    """Where a record uploaded at `site` belongs: there, at the province (every city record goes up),
+    and at the car's home city if that city runs its own system (the province sends it down)."""
+    home = HOME_CITY[plate[:2]]
+    return {site, "province"} | ({home} if home in SITES[profile] else set())
+
+
+def test_records_flow_between_city_and_province(deployed):
+    profile, prof, _, result, _ = deployed
+    assert result.ok
+    sites = SITES[profile]
+
+    def count(site: str, vin: str) -> str:
+        db = next(h for h in prof.hosts if f"site_{site}" in h.groups and "postgresql_primary" in h.groups)
+        return host_run(db, "sudo", "-u", "postgres", "psql", "-d", "pbox", "-Atc",
+                        f"SELECT count(*) FROM vehicle WHERE vin = '{vin}'")
+
+    uploads = [(site, plate, checks.smoke(str(prof.host(lb).address), profile, plate=plate)["vin"])
+               for site, (lb, _) in sorted(sites.items()) for plate in ("苏A12345", "苏E12345")]
+    t0 = time.monotonic()
+    for site, plate, vin in uploads:
+        for where in sorted(expected_sites(profile, site, plate)):
+            checks.wait_for(lambda where=where, vin=vin: count(where, vin) == "1", 120,
+                            f"the {plate} car uploaded at {site} in {where}'s files")
+    TIMINGS[profile]["exchange_all_arrived"] = time.monotonic() - t0
+    # Everything due has arrived through the same relays: nothing went where it does not belong.
+    for site, plate, vin in uploads:
+        for where in sorted(set(sites) - expected_sites(profile, site, plate)):
+            assert count(where, vin) == "0", (plate, "uploaded at", site, "found in", where)
 
 
 def test_every_service_enabled_and_running(deployed):

@@ -1,30 +1,37 @@
 """The national lab (profile `national`): the ministry's site and two provinces, each a VPN gateway
-and an all-in-one node, deployed by site.yml once for every test here.
+and an all-in-one node, deployed by site.yml (host baseline included) once for every test here.
 
 The tunnels come up (userspace WireGuard: the lab kernel has none), handshakes from anyone but a
-peer are dropped, each site's exchange endpoint is reached only through the tunnels, and the
-tunnel's state reaches monitoring. Then the exchange over them: a repair uploaded in province B
-(浙江) for a car of province A (江苏, 苏A plates) appears in A's file through the ministry; with A's
-tunnel cut, B's uploads wait at the ministry and arrive once the tunnel is back; restarting the
-relays mid-stream loses nothing; and in the end every record is at A exactly once, with counts and
-digests equal on both sides of each link, as the nodes' own reconciliation reports. A second
-deploy changes nothing. Last, the gateways switch to IPsec (strongSwan; in the lab its userspace
-kernel-libipsec), the exchange takes the new tunnels, and a second IPsec deploy changes nothing."""
+peer are dropped, each site's exchange endpoint is reached only through the tunnels, the tunnel's
+state reaches monitoring, and the host firewall and the tunnel's stand together. Then the exchange
+over them: a repair uploaded in province B (浙江) for a car of province A (江苏, 苏A plates) appears
+in A's file through the ministry; with A's tunnel cut, B's uploads wait at the ministry and arrive
+once the tunnel is back; restarting the relays mid-stream loses nothing; and in the end every
+record is at A exactly once, with counts and digests equal on both sides of each link, as the
+nodes' own reconciliation reports. A second deploy changes nothing. Last, the gateways switch to
+IPsec (strongSwan; in the lab its userspace kernel-libipsec), the exchange takes the new tunnels,
+and a second IPsec deploy changes nothing."""
 
 import io
+import os
 import re
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 from rich.console import Console
 
 from app.devtools.samples import make_enterprise, make_record, make_vin
 from pbox import deploy
+from pbox.exchange import login
 from pbox.lab import lab
 from tests.lab import deploy_checks as checks
 from tests.lab.conftest import assert_down_leaves_nothing, bring_up, host_run
@@ -176,6 +183,25 @@ def test_handshakes_only_from_the_peer(nodes):
     checks.wait_for(lambda: counter(mgw) > before, 10, "the stranger's packet dropped")
 
 
+def test_host_baseline_and_tunnel_firewall_together(nodes):
+    """The hardening role's table and the VPN's both stand on the gateways (each replaces only its
+    own, so reloading the host firewall keeps the tunnel's); only gateways forward; a node's port
+    outside the catalog is closed to the other sites."""
+    for gw in ("mgw1", "pgw1", "qgw1"):
+        host_run(nodes[gw], "sudo", "systemctl", "reload", "nftables")
+        tables = host_run(nodes[gw], "sudo", "nft", "list", "tables")
+        assert "table inet pbox_filter" in tables and "table inet pbox_vpn" in tables, (gw, tables)
+        assert host_run(nodes[gw], "cat", "/proc/sys/net/ipv4/ip_forward") == "1", gw
+    for node in ("mnode1", "pnode1", "qnode1"):
+        assert host_run(nodes[node], "cat", "/proc/sys/net/ipv4/ip_forward") == "0", node
+        chain = host_run(nodes[node], "sudo", "nft", "list", "chain", "inet", "pbox_filter", "input")
+        assert "policy drop" in chain, (node, chain)
+    # PostgreSQL of province B, from province A's node: dropped by B's host firewall.
+    probe = host_run(nodes["pnode1"], "timeout", "3", "bash", "-c",
+                     f"exec 3<>/dev/tcp/{nodes['qnode1'].address}/5432 && echo open", check=False)
+    assert probe != "open"
+
+
 def test_a_repair_in_province_b_appears_in_province_a_through_the_ministry(nodes, shop):
     t0 = time.monotonic()
     no = shop.upload("苏A5B678")  # a Nanjing car, repaired in Hangzhou
@@ -284,6 +310,25 @@ def test_every_record_exactly_once_and_reconciled(nodes, shop):
         rows = checks.wait_for(lambda node=node, peer=peer, since=since: reconciled(nodes[node], peer, since),
                                180, f"{node} reconciled with {peer}")
         assert all(r[0] == r[1] and r[2] == "t" for r in rows), rows
+
+
+def test_operator_reconciles_with_pbox(nodes):
+    """The operator's path: the first system administrator made at install with pbox-admin on A's
+    node, then `pbox exchange reconcile --run` from the management network: every day and origin
+    in agreement with the ministry."""
+    password = "Lab-Install-" + uuid.uuid4().hex[:8]
+    out = host_run(nodes["pnode1"], "sudo", "sh", "-c", f"printf '%s\\n' '{password}' | pbox-admin bootstrap"
+                   " --role system_admin --username ops-lab --password-stdin")
+    secret = re.search(r"^TOTP secret: (\S+)$", out, re.M)
+    assert secret, out
+    url, ca = f"https://{nodes['pnode1'].address}:8000", checks.ca_file("national")
+    token = login(url, "ops-lab", password, pyotp.TOTP(secret.group(1)).now(), ca)
+    r = subprocess.run([str(Path(sys.executable).parent / "pbox"), "exchange", "reconcile", "--url", url,
+                        "--cacert", str(ca), "--run"], env={**os.environ, "PBOX_STAFF_TOKEN": token,
+                                                            "COLUMNS": "200"},
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert MINISTRY in r.stdout and ", 0 not in agreement" in r.stdout, r.stdout
 
 
 def test_second_deploy_changes_nothing(national):
