@@ -247,8 +247,9 @@ def test_uploads_during_a_cut_tunnel_arrive_once_it_is_back(nodes, shop):
 
 
 def test_relays_restarted_mid_stream_lose_nothing(nodes, shop):
-    """Uploads keep coming while B's relay is restarted and the ministry's is killed (systemd
-    restarts it): before, between and after, at least 10 uploads each."""
+    """Uploads keep coming while B's relay is restarted, the ministry's is killed, and then the
+    receiving app-web of the ministry and of A are killed (systemd restarts them): before, between
+    and after, at least 10 uploads each."""
     stop = threading.Event()
     errors: list[BaseException] = []
     first = len(shop.uploaded)
@@ -274,15 +275,45 @@ def test_relays_restarted_mid_stream_lose_nothing(nodes, shop):
         host_run(nodes["mnode1"], "sudo", "systemctl", "kill", "--signal=SIGKILL", "app-worker")
         n = len(shop.uploaded)
         checks.wait_for(lambda: uploads_after(n), 120, "uploads after the ministry's relay was killed")
+        # The receiving nodes killed mid-stream: the ministry's (receiving B's) and A's app-web.
+        for receiver in ("mnode1", "pnode1"):
+            host_run(nodes[receiver], "sudo", "systemctl", "kill", "--signal=SIGKILL", "app-web")
+            n = len(shop.uploaded)
+            checks.wait_for(lambda n=n: uploads_after(n), 120, f"uploads after {receiver}'s app-web died")
     finally:
         stop.set()
         t.join(timeout=120)
     assert not errors, errors
-    checks.wait_for(lambda: host_run(nodes["mnode1"], "systemctl", "is-active", "app-worker", check=False)
-                    == "active", 60, "the ministry's relay restarted by systemd")
+    for node, unit in (("mnode1", "app-worker"), ("mnode1", "app-web"), ("pnode1", "app-web")):
+        checks.wait_for(lambda node=node, unit=unit: host_run(nodes[node], "systemctl", "is-active", unit,
+                                                              check=False) == "active", 60,
+                        f"{node}'s {unit} restarted by systemd")
     TIMINGS["stream_uploads"] = len(shop.uploaded) - first
     checks.wait_for(lambda: all_arrived(nodes["pnode1"], shop), ARRIVAL_TIMEOUT, "the stream at province A")
     assert of_a(nodes["pnode1"], shop) == of_a(nodes["qnode1"], shop)
+
+
+def test_duplicate_and_late_deliveries_apply_nothing_twice(nodes, shop):
+    """B's cursor for the ministry rewound to the start: B ships every message again, old ones after
+    newer ones were applied (and new uploads among them). The ministry acknowledges them all and
+    applies nothing twice; nothing new goes on to A."""
+    at_ministry, at_a = of_a(nodes["mnode1"], shop), of_a(nodes["pnode1"], shop)
+    last = psql(nodes["qnode1"], f"SELECT xid::text, id FROM exchange_outbox WHERE peer = '{MINISTRY}'"
+                                 " ORDER BY xid DESC, id DESC LIMIT 1")[0]
+    psql(nodes["qnode1"], f"UPDATE exchange_cursor SET xid = '0', id = 0 WHERE peer = '{MINISTRY}'")
+    fresh = [shop.upload("苏A" + f"D{i:04d}") for i in range(3)]
+
+    def resent() -> bool:
+        cursor = psql(nodes["qnode1"], f"SELECT xid::text, id FROM exchange_cursor WHERE peer = '{MINISTRY}'")
+        cursor = cursor[0]
+        return (int(cursor[0]), int(cursor[1])) >= (int(last[0]), int(last[1]))
+
+    checks.wait_for(resent, ARRIVAL_TIMEOUT, "B's outbox shipped to the ministry again, acknowledged")
+    checks.wait_for(lambda: all_arrived(nodes["pnode1"], shop), ARRIVAL_TIMEOUT, "the new uploads at A")
+    fresh_versions = [v for v in of_a(nodes["qnode1"], shop) if v[0] in fresh]
+    # Compared as sorted lists: a version applied twice would be a second row.
+    assert sorted(of_a(nodes["mnode1"], shop)) == sorted(at_ministry + fresh_versions)
+    assert sorted(of_a(nodes["pnode1"], shop)) == sorted(at_a + fresh_versions)
 
 
 def reconciled(host, peer: str, since: str) -> list[list[str]]:
