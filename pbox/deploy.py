@@ -110,7 +110,8 @@ def run(inventory: Path | None, *, limit: str | None = None, check: bool = False
             private_data_dir=str(private), project_dir=str(REPO), playbook=str(book),
             inventory=str(inv), limit=limit, cmdline=" ".join(cmdline) or None, quiet=True,
             event_handler=_printer(out, failures, play_starts), extravars=extravars or None,
-            envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+            # No colour codes: ansible's own messages are shown in the summary as plain text.
+            envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
         )
         stats = r.stats or {}
         error = ""
@@ -141,5 +142,5 @@ def print_summary(result: DeployResult, out: Console) -> None:
         out.print("time per play: " + ", ".join(f"{name} {secs:.1f}s" for name, secs in result.plays),
                   highlight=False, markup=False)
     if result.error:
-        out.print(f"[red]{result.error}[/red]", highlight=False, markup=False)
+        out.print(result.error, style="red", highlight=False, markup=False)
     out.print("[green]deploy succeeded[/green]" if result.ok else f"[red]deploy {result.status}[/red]")

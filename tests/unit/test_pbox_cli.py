@@ -73,6 +73,25 @@ def test_a_playbook_that_does_not_load_says_why(tmp_path, monkeypatch):
     assert "broken.yml" in result.error and "deploy failed" in console.export_text()
 
 
+def test_an_inventory_that_does_not_parse_says_where(tmp_path):
+    """A YAML error in the operator's group_vars: the summary quotes ansible's message, plainly."""
+    from rich.console import Console
+
+    from pbox import deploy
+
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text("pbox_region_code: [320000\nother: 1\n")
+    inv = tmp_path / "hosts.yml"
+    inv.write_text("all: {hosts: {localhost: {ansible_connection: local}}}\n")
+    console = Console(record=True, width=200)
+    result = deploy.run(inv, playbook="preflight.yml", out=console)
+    deploy.print_summary(result, console)
+    text = console.export_text()
+    assert not result.ok
+    assert "YAML parsing failed" in result.error and "\x1b[" not in result.error
+    assert "YAML parsing failed" in text and "[red]" not in text and "deploy failed" in text
+
+
 def test_audit_without_inventory_is_a_clear_error(tmp_path):
     r = pbox("audit", "-i", str(tmp_path / "missing.yml"), "-o", str(tmp_path / "out"))
     assert r.returncode == 2
