@@ -2,7 +2,8 @@
 
 Run as root: `.venv/bin/python bench/deploy_bench.py [PROFILE ...]` (default: centralized,
 distributed, hybrid). Each profile gets its own lab, taken down afterwards. The baseline printed
-beside the figures is the same run's `lab up` time, so slow machines are visible as such.
+beside the figures is the same run's `lab up` time, so slow machines are visible as such; the
+slowest tasks of each deploy say where its time goes.
 """
 
 import io
@@ -36,6 +37,9 @@ def main() -> None:
         print(f"{name:<12} hosts {len(prof.hosts)}  lab up {t_up:6.1f} s  fresh deploy {fresh.elapsed:7.1f} s"
               f" ({'ok' if fresh.ok else 'FAILED'})  re-run {rerun.elapsed if rerun else float('nan'):7.1f} s"
               f" (changed {rerun.count('changed') if rerun else '-'})", flush=True)
+        for label, result in (("fresh", fresh), ("re-run", rerun)):
+            if result is not None:
+                print(f"  {label} slowest tasks: " + ", ".join(f"{n} {s:.1f}s" for n, s in result.slowest))
     if not all(r[3].ok and r[4] and r[4].ok for r in rows):
         sys.exit(1)
 

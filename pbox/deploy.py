@@ -14,6 +14,8 @@ from rich.table import Table
 
 from pbox.paths import LAB_INVENTORY, PLAYBOOKS, REPO
 
+SLOWEST = 8  # tasks named in the summary
+
 
 class DeployError(RuntimeError):
     """The deployment could not be started (bad inventory, missing playbook, ...)."""
@@ -28,6 +30,7 @@ class DeployResult:
     error: str = ""  # why ansible stopped before any host ran (bad YAML, unknown role, ...)
     failures: tuple[str, ...] = ()  # "host: task — message" of every failed task that was not ignored
     plays: tuple[tuple[str, float], ...] = ()  # (play, seconds) in the order they ran
+    slowest: tuple[tuple[str, float], ...] = ()  # (task, seconds over all its hosts), slowest first
 
     @property
     def ok(self) -> bool:
@@ -48,8 +51,15 @@ def failure_line(data: dict[str, Any]) -> str:
     return f"{data.get('host', '')}: {data.get('task', '')} — {msg}"
 
 
+def durations(starts: list[tuple[str, float]], end: float) -> list[tuple[str, float]]:
+    """(name, seconds) of each step, from the start times of consecutive steps and the end."""
+    stops = [t for _, t in starts[1:]] + ([end] if starts else [])
+    return [(name, round(stop - start, 1)) for (name, start), stop in zip(starts, stops, strict=True)]
+
+
 def _printer(out: Console, failures: list[str] | None = None,
-             play_starts: list[tuple[str, float]] | None = None) -> Any:
+             play_starts: list[tuple[str, float]] | None = None,
+             task_starts: list[tuple[str, float]] | None = None) -> Any:
     styles = {"runner_on_ok": "green", "runner_on_failed": "red", "runner_on_unreachable": "red",
               "runner_on_skipped": "dim"}
 
@@ -59,8 +69,12 @@ def _printer(out: Console, failures: list[str] | None = None,
         if kind == "playbook_on_play_start":
             if play_starts is not None:
                 play_starts.append((str(data.get("play", "")), time.monotonic()))
+            if task_starts is not None:  # a play's fact gathering and setup count as its own step
+                task_starts.append((f"{data.get('play', '')} (start)", time.monotonic()))
             out.print(f"[bold]PLAY[/bold] {data.get('play', '')}", highlight=False)
-        elif kind == "playbook_on_task_start":
+        elif kind in ("playbook_on_task_start", "playbook_on_handler_task_start"):
+            if task_starts is not None:
+                task_starts.append((str(data.get("task", "")), time.monotonic()))
             out.print(f"  [cyan]TASK[/cyan] {data.get('task', '')}", highlight=False)
         elif kind in styles:
             word = {"runner_on_ok": "changed" if data.get("res", {}).get("changed") else "ok",
@@ -104,12 +118,13 @@ def run(inventory: Path | None, *, limit: str | None = None, check: bool = False
     private = Path(tempfile.mkdtemp(prefix="pbox-runner-"))
     failures: list[str] = []
     play_starts: list[tuple[str, float]] = []
+    task_starts: list[tuple[str, float]] = []
     t0 = time.monotonic()
     try:
         r = ansible_runner.run(
             private_data_dir=str(private), project_dir=str(REPO), playbook=str(book),
             inventory=str(inv), limit=limit, cmdline=" ".join(cmdline) or None, quiet=True,
-            event_handler=_printer(out, failures, play_starts), extravars=extravars or None,
+            event_handler=_printer(out, failures, play_starts, task_starts), extravars=extravars or None,
             # No colour codes: ansible's own messages are shown in the summary as plain text.
             envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
         )
@@ -120,11 +135,10 @@ def run(inventory: Path | None, *, limit: str | None = None, check: bool = False
             lines = [ln for ln in r.stdout.read().splitlines() if ln.strip()]
             error = "\n".join(lines[-15:]) or f"ansible-playbook exited with {r.rc}"
         end = time.monotonic()
-        ends = [t for _, t in play_starts[1:]] + ([end] if play_starts else [])
-        plays = tuple((name, round(stop - start, 1))
-                      for (name, start), stop in zip(play_starts, ends, strict=True))
+        slowest = sorted(durations(task_starts, end), key=lambda step: -step[1])[:SLOWEST]
         return DeployResult(r.status, r.rc, {k: v for k, v in stats.items() if isinstance(v, dict)},
-                            end - t0, error, tuple(failures), plays)
+                            end - t0, error, tuple(failures), tuple(durations(play_starts, end)),
+                            tuple(slowest))
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
@@ -140,6 +154,9 @@ def print_summary(result: DeployResult, out: Console) -> None:
     out.print(table)
     if result.plays:
         out.print("time per play: " + ", ".join(f"{name} {secs:.1f}s" for name, secs in result.plays),
+                  highlight=False, markup=False)
+    if result.slowest:
+        out.print("slowest tasks: " + ", ".join(f"{name} {secs:.1f}s" for name, secs in result.slowest),
                   highlight=False, markup=False)
     if result.error:
         out.print(result.error, style="red", highlight=False, markup=False)

@@ -1,5 +1,6 @@
 """The CLI's contract: complete help everywhere, one-line errors and non-zero exits, no tracebacks."""
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,31 @@ def test_an_inventory_that_does_not_parse_says_where(tmp_path):
     assert not result.ok
     assert "YAML parsing failed" in result.error and "\x1b[" not in result.error
     assert "YAML parsing failed" in text and "[red]" not in text and "deploy failed" in text
+
+
+def test_the_summary_names_the_slowest_tasks(monkeypatch):
+    """A step's time runs from its start event to the next step's (a play's start counts as a step:
+    its fact gathering); the summary names the slowest steps."""
+    from rich.console import Console
+
+    from pbox import deploy
+
+    clock = iter([0.0, 1.0, 1.5])
+    monkeypatch.setattr(deploy.time, "monotonic", lambda: next(clock))
+    starts: list[tuple[str, float]] = []
+    on_event = deploy._printer(Console(file=io.StringIO()), task_starts=starts)
+    on_event({"event": "playbook_on_play_start", "event_data": {"play": "Database"}})
+    on_event({"event": "playbook_on_task_start", "event_data": {"task": "quick"}})
+    on_event({"event": "playbook_on_handler_task_start", "event_data": {"task": "Restart postgresql"}})
+    steps = deploy.durations(starts, 10.0)
+    assert steps == [("Database (start)", 1.0), ("quick", 0.5), ("Restart postgresql", 8.5)]
+
+    slowest = tuple(sorted(steps, key=lambda step: -step[1]))
+    result = deploy.DeployResult("successful", 0, {"ok": {"db1": 3}}, 10.0, slowest=slowest)
+    console = Console(record=True, width=200)
+    deploy.print_summary(result, console)
+    text = console.export_text()
+    assert "slowest tasks: Restart postgresql 8.5s, Database (start) 1.0s, quick 0.5s" in text
 
 
 def test_audit_without_inventory_is_a_clear_error(tmp_path):
