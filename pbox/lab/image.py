@@ -4,6 +4,7 @@ Each host boots from an overlay whose lower layer is this directory; `personaliz
 host what must be its own (hostname, machine-id, SSH host keys, admin account, apt proxy).
 """
 
+import fcntl
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from pbox.lab.apt_sources import codename, debian_sources, main_mirror
+from pbox.lab.apt_sources import AptSource, codename, debian_sources, main_mirror
 from pbox.lab.network_plan import APT_PROXY_PORT, CONTROLLER_IP
 from pbox.lab.profile import LabHost, Profile
 from pbox.paths import CACHE
@@ -52,6 +53,15 @@ def ensure_base_image(progress: Progress = _quiet, cache: Path | None = None) ->
     if (target / ".complete").exists():
         return target / "rootfs"
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Two labs coming up at once (two slots) build it once: the second waits, then finds it.
+    with (target.parent / f".{target.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / ".complete").exists():
+            _build(target, release, sources, progress)
+    return target / "rootfs"
+
+
+def _build(target: Path, release: str, sources: list[AptSource], progress: Progress) -> None:
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
     try:
         root = work / "rootfs"
@@ -71,7 +81,6 @@ def ensure_base_image(progress: Progress = _quiet, cache: Path | None = None) ->
     finally:
         if work.exists():
             subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=False)
-    return target / "rootfs"
 
 
 def _configure_base(root: Path, sources: str) -> None:
