@@ -6,7 +6,7 @@ PYTEST := $(BIN)/pytest
 PROFILE ?= centralized
 export PATH := $(abspath $(BIN)):/usr/local/go/bin:$(PATH)
 
-.PHONY: deps demo lint test test-static test-unit test-app test-lab bench-lab lab-down
+.PHONY: deps demo lint test test-repeat test-static test-unit test-app test-lab bench-lab lab-down
 
 deps:
 	@VENV=$(VENV) scripts/bootstrap-controller.sh
@@ -20,8 +20,15 @@ demo: deps
 lab-down: deps
 	$(BIN)/pbox lab down
 
-## Every test, in order: static checks, unit, app, lab.
-test: deps test-static test-unit test-app test-lab
+## Every test, in order: static checks, unit, app, lab. A red tier does not stop the later ones;
+## the end lists every tier's result, and the exit status is red if any tier was.
+test: deps
+	@scripts/test-tiers.sh static unit app lab
+
+## Hunting flakes: each non-lab tier N times in a row (default 10), with the counts at the end.
+N ?= 10
+test-repeat: deps
+	@REPEAT=$(N) scripts/test-tiers.sh $(or $(TIERS),static unit app)
 
 lint test-static: deps
 	$(PYTEST) tests/static

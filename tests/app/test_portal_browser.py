@@ -7,7 +7,7 @@ Screenshots of each journey's final page go to build/screenshots/, at 375 px (a 
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,8 @@ import uvicorn
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.common.exceptions import JavascriptException, StaleElementReferenceException, WebDriverException
+from selenium.webdriver.support.expected_conditions import presence_of_element_located
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from app.devtools.ports import free_port
@@ -56,19 +57,53 @@ def browser() -> Iterator[webdriver.Chrome]:
     driver.quit()
 
 
-def fill(driver, form_id: str, **fields: str) -> None:
+def fill(driver, form_id: str, expect: tuple[str, str] | None = None, **fields: str) -> None:
     form = driver.find_element(By.ID, form_id)
     for name, value in fields.items():
         box = form.find_element(By.NAME, name)
         box.clear()
         box.send_keys(value)
-    submit(driver, form)
+    submit(driver, form, expect)
 
 
-def submit(driver, form) -> None:
-    """Submit and wait for the next page: the old form goes stale once the browser has left it."""
-    form.find_element(By.CSS_SELECTOR, "button").click()
-    WebDriverWait(driver, 15).until(staleness_of(form))
+def _gone(exc: WebDriverException) -> bool:
+    """The element's document was left or replaced: Selenium says "stale", while Chromium may say "Node
+    with given id does not belong to the document" (an inspector error) for the same thing."""
+    return isinstance(exc, StaleElementReferenceException) or "does not belong to the document" in (exc.msg or "")
+
+
+def navigate(driver, action: Callable[[], object], expect: tuple[str, str] | None = None) -> None:
+    """Do what leaves the page (click a button or link), then wait for the page that follows: a new
+    document, fully loaded, and, where the caller names one, an element of it. The old page is marked
+    with a token its successor cannot have, so nothing here depends on when the old nodes go stale."""
+    token = uuid.uuid4().hex
+    driver.execute_script("window.__pboxPage = arguments[0]", token)
+    action()
+
+    def arrived(d) -> bool:
+        try:
+            return bool(
+                d.execute_script(
+                    "return window.__pboxPage !== arguments[0] && document.readyState === 'complete'", token
+                )
+            )
+        except WebDriverException as exc:
+            if _gone(exc) or isinstance(exc, JavascriptException):
+                return False  # mid-navigation
+            raise
+
+    WebDriverWait(driver, 15).until(arrived)
+    if expect is not None:
+        WebDriverWait(driver, 15).until(presence_of_element_located(expect))
+
+
+def submit(driver, form, expect: tuple[str, str] | None = None) -> None:
+    """Submit a form and wait for the page the server answers with (see navigate)."""
+    navigate(driver, form.find_element(By.CSS_SELECTOR, "button").click, expect)
+
+
+def follow(driver, link_text: str, expect: tuple[str, str] | None = None) -> None:
+    navigate(driver, driver.find_element(By.LINK_TEXT, link_text).click, expect)
 
 
 def screenshots(driver, name: str) -> None:
@@ -133,11 +168,11 @@ def test_regulator_handles_a_complaint(client, admins, server, browser):
     browser.get(server + "/regulator")
     assert "/staff/login" in browser.current_url
     fill(browser, "login", username=reg.username, password=reg.password, totp_code=reg.code(1))
-    browser.find_element(By.LINK_TEXT, "维修后仍有异响").click()
-    submit(browser, browser.find_element(By.ID, "accept"))
+    follow(browser, "维修后仍有异响", expect=(By.ID, "accept"))
+    submit(browser, browser.find_element(By.ID, "accept"), expect=(By.ID, "assign"))
     assert "已受理" in browser.find_element(By.ID, "status").text
     Select(browser.find_element(By.ID, "assignee_id")).select_by_value(str(reg.staff_id))
-    submit(browser, browser.find_element(By.ID, "assign"))
+    submit(browser, browser.find_element(By.ID, "assign"), expect=(By.ID, "respond"))
     assert "办理中" in browser.find_element(By.ID, "status").text
     fill(browser, "respond", text="已约谈企业，免费返修。")
     fill(browser, "close", text="车主确认已解决")
@@ -165,7 +200,7 @@ def test_visitor_finds_a_shop_and_its_ratings(client, server, browser):
     browser.get(server + "/enterprises")
     Select(browser.find_element(By.ID, "region")).select_by_value("320100")
     fill(browser, "search", name=name[:8], scope="变速箱")
-    browser.find_element(By.LINK_TEXT, name).click()
+    follow(browser, name, expect=(By.ID, "overall"))
     assert browser.find_element(By.TAG_NAME, "h1").text == name
     assert browser.find_element(By.ID, "overall").text == "4.2"
     assert browser.find_element(By.ID, "rating-count").text == "1"
@@ -206,8 +241,8 @@ def test_shop_staff_see_their_uploads_and_answer_a_rating(client, server, browse
     screenshots(browser, "shop-home")
     # a correction from the portal: the record's form, pre-filled, one field changed
     browser.get(server + f"/shop/records/{up['record_id']}")
-    browser.find_element(By.ID, "correct-link").click()
-    form = WebDriverWait(browser, 15).until(lambda d: d.find_element(By.ID, "correct"))
+    navigate(browser, browser.find_element(By.ID, "correct-link").click, expect=(By.ID, "correct"))
+    form = browser.find_element(By.ID, "correct")
     assert form.find_element(By.NAME, "settlement_no").get_attribute("value") == "SP-0001"
     screenshots(browser, "shop-correct")
     fill(browser, "correct", fault_description="更正：更换右前轮轴承")
