@@ -69,7 +69,8 @@ def fill(driver, form_id: str, expect: tuple[str, str] | None = None, **fields: 
 def _gone(exc: WebDriverException) -> bool:
     """The element's document was left or replaced: Selenium says "stale", while Chromium may say "Node
     with given id does not belong to the document" (an inspector error) for the same thing."""
-    return isinstance(exc, StaleElementReferenceException) or "does not belong to the document" in (exc.msg or "")
+    stale = isinstance(exc, StaleElementReferenceException)
+    return stale or "does not belong to the document" in (exc.msg or "")
 
 
 def navigate(driver, action: Callable[[], object], expect: tuple[str, str] | None = None) -> None:
