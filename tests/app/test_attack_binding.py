@@ -295,3 +295,88 @@ def test_registry_is_chosen_by_settings(tmp_path, answer):
         "LSVAM4187C2184847", "苏A12345", "张三", "11010519491231002X" if answer == "match" else "1" * 18
     )
     assert standin.check(q).value == answer
+
+
+def test_bindings_made_before_the_upgrade_keep_working_within_their_new_scope(pg):
+    """At 0006 a code binding opened the whole car; after the migration it shows its own shop's
+    records, and a binding through an approved 行驶证 claim keeps the whole history."""
+    from alembic import command
+
+    from app.db.migrate import alembic_config
+    from app.devtools.postgres import AppDatabase
+
+    VIN = "LSVAM4187C2184847"
+    db = AppDatabase(pg, "binding_upgrade")
+    engine = sa.create_engine(db.cluster.url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for role, attrs in (
+            (db.roles.owner, "LOGIN"),
+            (db.roles.runtime, "LOGIN"),
+            (db.roles.pii, "NOLOGIN"),
+        ):
+            if not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar():
+                conn.execute(sa.text(f"CREATE ROLE {role} {attrs}"))
+        conn.execute(sa.text(f"CREATE DATABASE {db.name} OWNER {db.roles.owner}"))
+    engine.dispose()
+    cfg = alembic_config(db.owner_url)
+    command.upgrade(cfg, "0006")
+    owner = sa.create_engine(db.owner_url)
+    with owner.begin() as c:
+        ents = [
+            c.execute(
+                sa.text(
+                    "INSERT INTO enterprise (uscc, name, region_code) VALUES (:u, :n, '320100') RETURNING id"
+                ),
+                {"u": u, "n": n},
+            ).scalar()
+            for u, n in (("91320100MA1UPG001X", "甲"), ("91320100MA1UPG002X", "乙"))
+        ]
+        recs = [
+            c.execute(
+                sa.text(
+                    "INSERT INTO repair_record (enterprise_id, settlement_no, vin, settle_date,"
+                    " current_version, current_received_at, current_digest)"
+                    " VALUES (:e, :n, :v, current_date, 1, now(), 'x') RETURNING id"
+                ),
+                {"e": e, "n": f"UP-{e}", "v": VIN},
+            ).scalar()
+            for e in ents
+        ]
+        owners = [
+            c.execute(
+                sa.text(
+                    "INSERT INTO personal.owner_account (phone_hash, phone_enc, password_hash)"
+                    " VALUES (:p, 'x', 'x') RETURNING id"
+                ),
+                {"p": f"phone-{i}".encode()},
+            ).scalar()
+            for i in range(2)
+        ]
+        c.execute(
+            sa.text("INSERT INTO personal.owner_vehicle (owner_id, vin, via_record_id) VALUES (:o, :v, :r)"),
+            {"o": owners[0], "r": recs[1], "v": VIN},
+        )
+        claim = c.execute(
+            sa.text(
+                "INSERT INTO personal.vehicle_claim (owner_id, vin, region_code, object_key, sha256,"
+                " content_type, status, reviewed_at)"
+                " VALUES (:o, :v, '320100', 'k', 's', 'image/png', 'approved', now()) RETURNING id"
+            ),
+            {"o": owners[1], "v": VIN},
+        ).scalar()
+        c.execute(
+            sa.text("INSERT INTO personal.owner_vehicle (owner_id, vin, via_claim_id) VALUES (:o, :v, :c)"),
+            {"o": owners[1], "c": claim, "v": VIN},
+        )
+    command.upgrade(cfg, "head")
+    with owner.connect() as c:
+        rows = c.execute(
+            sa.text(
+                "SELECT ov.owner_id, ov.full_via, ov.ended_at,"
+                " array_remove(array_agg(s.enterprise_id), NULL) FROM personal.owner_vehicle ov"
+                " LEFT JOIN personal.owner_vehicle_scope s USING (owner_id, vin)"
+                " GROUP BY ov.owner_id, ov.full_via, ov.ended_at ORDER BY ov.owner_id"
+            )
+        ).all()
+    owner.dispose()
+    assert [tuple(r) for r in rows] == [(owners[0], None, None, [ents[1]]), (owners[1], "claim", None, [])]
