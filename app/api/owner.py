@@ -159,19 +159,18 @@ class VerificationIn(BaseModel):
     },
 )
 def verify_vehicle(vin: VinPath, body: VerificationIn, who: OwnerDep, rt: RuntimeDep) -> BindingOut:
-    with rt.db.transaction() as s:
-        answer = owners.verify_full(
-            s,
-            rt.registry,
-            rt.limiter,
-            rt.crypto,
-            rt.audit,
-            who,
-            vin,
-            body.plate_no,
-            body.owner_name,
-            body.id_number,
-        )
+    answer = owners.verify_full(
+        rt.db,
+        rt.registry,
+        rt.limiter,
+        rt.crypto,
+        rt.audit,
+        who,
+        vin,
+        body.plate_no,
+        body.owner_name,
+        body.id_number,
+    )
     # refused after the commit: the failure count and the audit record stay
     if answer == Answer.NO_MATCH:
         raise AppError("REGISTRY_NO_MATCH", 403)

@@ -28,6 +28,7 @@ from app.db.models import (
     RepairRecord,
     Vehicle,
 )
+from app.db.session import Database
 from app.domain.clock import now
 from app.domain.errors import AppError
 from app.domain.idcard import valid_id_number
@@ -251,7 +252,7 @@ def prove_full(
 
 
 def verify_full(
-    session: Session,
+    db: Database,
     registry: VehicleRegistry | None,
     limiter: FailureLimiter,
     cipher: FieldCipher,
@@ -264,15 +265,67 @@ def verify_full(
 ) -> Answer:
     """Ask the vehicle registration data whether this owner (name and ID number, which then stay on
     the account) is the registered owner of the car. MATCH binds the whole history; NO_MATCH is a
-    throttled failure (per account and per car: the answer is an oracle on personal data); the
-    caller commits before refusing, so the failure and its audit record are kept."""
+    throttled failure (per account and per car: the answer is an oracle on personal data), kept with
+    its audit record: the caller refuses after this returns. The registry is asked between two
+    transactions, so a slow gateway holds no database connection."""
+    with db.transaction() as s:
+        query = _verification_query(s, registry, limiter, cipher, who, vin, plate_no, owner_name, id_number)
+    if query is None:  # proven before
+        return Answer.MATCH
+    assert registry is not None
+    answer = registry.check(query, who.request_id)
+    with db.transaction() as s:
+        audit.record(
+            s,
+            Event(
+                who.actor_kind,
+                str(who.id),
+                "vehicle.registry_check",
+                query.vin,
+                "success" if answer == Answer.MATCH else "failure",
+                {"answer": answer.value},
+                who.request_id,
+                who.client_ip,
+            ),
+        )
+        if answer == Answer.NO_MATCH:
+            limiter.record_failure(s, _registry_subjects(who, query.vin))
+        if answer != Answer.MATCH:
+            return answer
+        acct = s.get(OwnerAccount, who.id, with_for_update=True)
+        assert acct is not None
+        if acct.id_number_hash is None:  # proven now: one account per ID number from here on
+            id_hash = cipher.search_hash("owner.id_number", query.id_number)
+            if s.scalar(select(OwnerAccount.id).where(OwnerAccount.id_number_hash == id_hash)):
+                raise AppError("ID_NUMBER_EXISTS", 409)  # taken meanwhile by another account
+            acct.id_number_hash = id_hash
+            acct.id_number_enc = cipher.encrypt("owner.id_number", query.id_number)
+        if acct.name_enc is None:
+            acct.name_enc = cipher.encrypt("owner.name", query.owner_name)
+        limiter.clear(s, f"registry:{who.id}")
+        prove_full(s, audit, who, who.id, query.vin, "registry", None)
+    return answer
+
+
+def _registry_subjects(who: Principal, vin: str) -> dict[str, int]:
+    return {f"registry:{who.id}": 1, f"registry-vin:{vin}": 3}
+
+
+def _verification_query(
+    session: Session,
+    registry: VehicleRegistry | None,
+    limiter: FailureLimiter,
+    cipher: FieldCipher,
+    who: Principal,
+    vin: str,
+    plate_no: str,
+    owner_name: str,
+    id_number: str,
+) -> Query | None:
+    """The checks before asking the registry; None if the owner already holds the whole history."""
     require(who, Perm.HISTORY_OWN)
-    vin, plate_no, owner_name, id_number = (
-        vin.strip().upper(),
-        plate_no.strip().upper(),
-        owner_name.strip(),
-        id_number.strip().upper(),
-    )
+    vin, plate_no = vin.strip().upper(), plate_no.strip().upper()
+    owner_name, id_number = owner_name.strip(), id_number.strip().upper()
     if vin_error(vin):
         raise AppError("VIN_INVALID", 422)
     if plate_error(plate_no):
@@ -283,8 +336,7 @@ def verify_full(
         raise AppError("ID_NUMBER_FORMAT", 422)
     if registry is None:
         raise AppError("REGISTRY_DISABLED", 409)
-    subjects = {f"registry:{who.id}": 1, f"registry-vin:{vin}": 3}
-    limiter.check(session, subjects)
+    limiter.check(session, _registry_subjects(who, vin))
     acct = session.get(OwnerAccount, who.id)
     if acct is None:
         raise AppError("TOKEN_INVALID", 401)
@@ -297,32 +349,8 @@ def verify_full(
         raise AppError("ID_NUMBER_EXISTS", 409)
     current = access(session, who.id, vin)
     if current is not None and current.full:
-        return Answer.MATCH
-    answer = registry.check(Query(vin, plate_no, owner_name, id_number), who.request_id)
-    audit.record(
-        session,
-        Event(
-            who.actor_kind,
-            str(who.id),
-            "vehicle.registry_check",
-            vin,
-            "success" if answer == Answer.MATCH else "failure",
-            {"answer": answer.value},
-            who.request_id,
-            who.client_ip,
-        ),
-    )
-    if answer == Answer.NO_MATCH:
-        limiter.record_failure(session, subjects)
-    if answer != Answer.MATCH:
-        return answer
-    if acct.id_number_hash is None:  # proven now: one account per ID number from here on
-        acct.id_number_hash, acct.id_number_enc = id_hash, cipher.encrypt("owner.id_number", id_number)
-    if acct.name_enc is None:
-        acct.name_enc = cipher.encrypt("owner.name", owner_name)
-    limiter.clear(session, f"registry:{who.id}")
-    prove_full(session, audit, who, who.id, vin, "registry", None)
-    return answer
+        return None
+    return Query(vin, plate_no, owner_name, id_number)
 
 
 def visible_record(session: Session, owner_id: int, record_id: int) -> tuple[RepairRecord, Access]:

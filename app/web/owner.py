@@ -286,10 +286,9 @@ def verify(
     vin = vin.upper()[:17]
     form = {"plate_no": plate_no.strip().upper(), "owner_name": owner_name.strip()}
     try:
-        with rt.db.transaction() as s:
-            answer = owners.verify_full(
-                s, rt.registry, rt.limiter, rt.crypto, rt.audit, who, vin, plate_no, owner_name, id_number
-            )
+        answer = owners.verify_full(
+            rt.db, rt.registry, rt.limiter, rt.crypto, rt.audit, who, vin, plate_no, owner_name, id_number
+        )
         if answer == Answer.NO_MATCH:
             raise AppError("REGISTRY_NO_MATCH", 403)
         if answer == Answer.UNAVAILABLE:

@@ -229,6 +229,17 @@ def test_someone_elses_id_number_cannot_be_used_to_verify(client, vin):
         headers=h,
     )
     assert code_of(r) == (409, "ID_NUMBER_EXISTS")
+    # an account's own ID number (given at registration) is the only one it can be verified with
+    own = make_id_number()
+    phone = "135" + str(uuid.uuid4().int)[:8]
+    client.post(f"{OWNER}/accounts", json={"phone": phone, "password": "x" * 8, "id_number": own})
+    tok = client.post(f"{OWNER}/token", json={"phone": phone, "password": "x" * 8}).json()["access_token"]
+    r = client.post(
+        f"{OWNER}/vehicles/{vin}/verification",
+        json={"plate_no": "苏A12345", "owner_name": "李四", "id_number": make_id_number()},
+        headers={"Authorization": f"Bearer {tok}"},
+    )
+    assert code_of(r) == (422, "ID_NUMBER_MISMATCH")
 
 
 def test_without_a_registry_only_the_photo_review_proves_a_car(client, monkeypatch, vin):
