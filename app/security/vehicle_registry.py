@@ -12,6 +12,7 @@ province's endpoint answers match or no match. The adapter below speaks a small 
 
 import json
 import logging
+import ssl
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -56,14 +57,11 @@ class HttpVehicleRegistry:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        if cert:  # mutual TLS towards the government gateway
+            tls.load_cert_chain(cert[0], cert[1])
         self._url = url
-        self._client = httpx.Client(
-            timeout=timeout,
-            headers=headers,
-            verify=str(ca_file) if ca_file else True,
-            cert=(str(cert[0]), str(cert[1])) if cert else None,
-            transport=transport,
-        )
+        self._client = httpx.Client(timeout=timeout, headers=headers, verify=tls, transport=transport)
 
     def check(self, query: Query, request_id: str | None = None) -> Answer:
         try:
