@@ -7,15 +7,20 @@ photo; proving it ends every other owner's binding of the car (a sale) and tells
 """
 
 import json
+import threading
+import time
 import uuid
 from datetime import date, timedelta
 
 import httpx
 import pytest
 import sqlalchemy as sa
+import uvicorn
 
+from app.devtools.ports import free_port
+from app.devtools.registry_standin import create_app as gateway_app
 from app.devtools.samples import make_id_number, make_record, make_vin
-from app.security.vehicle_registry import Answer, HttpVehicleRegistry, Query
+from app.security.vehicle_registry import Answer, HttpVehicleRegistry, Query, StandInRegistry
 from tests.app.conftest import Shop, regulator
 from tests.app.test_api_owner import new_owner, standin_registry, verify_full
 from tests.app.test_portal_api import PNG, SCORES, code_of, shop_user
@@ -391,3 +396,41 @@ def test_bindings_made_before_the_upgrade_keep_working_within_their_new_scope(pg
         ).all()
     owner.dispose()
     assert [tuple(r) for r in rows] == [(owners[0], None, None, [ents[1]]), (owners[1], "claim", None, [])]
+
+
+def test_owner_is_verified_through_the_http_gateway_stand_in(client, monkeypatch, tmp_path, vin):
+    """The whole path over real HTTP, as in the lab: the app's adapter, the stand-in gateway (with a
+    bearer token), a match binding the whole history; a wrong token is 'unavailable', never a match."""
+    data = tmp_path / "registry.json"
+    id_number = make_id_number()
+    StandInRegistry(data).register(vin, "苏A12345", "赵六", id_number)
+    port = free_port()
+    srv = uvicorn.Server(
+        uvicorn.Config(gateway_app(data, token="s3cret"), host="127.0.0.1", port=port, log_config=None)
+    )
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        rt = client.app.state.runtime
+        url = f"http://127.0.0.1:{port}/check"
+        body = {"plate_no": "苏A12345", "owner_name": "赵六", "id_number": id_number}
+        _, h = new_owner(client)
+        monkeypatch.setattr(rt, "registry", HttpVehicleRegistry(url, 5, token="wrong"))
+        r = client.post(f"{OWNER}/vehicles/{vin}/verification", json=body, headers=h)
+        assert code_of(r) == (503, "REGISTRY_UNAVAILABLE")
+        monkeypatch.setattr(rt, "registry", HttpVehicleRegistry(url, 5, token="s3cret"))
+        r = client.post(
+            f"{OWNER}/vehicles/{vin}/verification", json={**body, "owner_name": "赵七"}, headers=h
+        )
+        assert code_of(r) == (403, "REGISTRY_NO_MATCH")
+        r = client.post(f"{OWNER}/vehicles/{vin}/verification", json=body, headers=h)
+        assert (
+            r.status_code == 201 and r.json()["full_history"] is True and r.json()["full_via"] == "registry"
+        )
+    finally:
+        srv.should_exit = True
+        thread.join(10)
