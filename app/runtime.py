@@ -10,6 +10,8 @@ from app.security.querycodes import QueryCodes
 from app.security.ratelimit import FailureLimiter
 from app.security.staffauth import StaffAuth
 from app.security.tokens import TokenSigner
+from app.security.vehicle_registry import VehicleRegistry
+from app.security.vehicle_registry import from_settings as vehicle_registry
 from app.settings import Settings
 from app.storage import ObjectStore
 
@@ -26,6 +28,7 @@ class Runtime:
     audit: AuditLog
     staff_auth: StaffAuth
     exchange: ExchangeNode | None = None
+    registry: VehicleRegistry | None = None  # None: 行驶证 photo review only
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Runtime":
@@ -43,6 +46,7 @@ class Runtime:
             audit=audit,
             staff_auth=StaffAuth(settings, crypto, audit),
             exchange=ExchangeNode.from_settings(settings),
+            registry=vehicle_registry(settings),
         )
 
     def close(self) -> None:

@@ -92,6 +92,18 @@ class Settings(BaseSettings):
     staff_password_max_age_days: int = 90
     # Longest an owner may authorize an enterprise to read a car's history.
     grant_max_days: int = 30
+    # Full-history verification of an owner against the vehicle registration data of 公安交管
+    # (app.security.vehicle_registry, docs/api.md): the province's endpoint (https, optionally with a
+    # bearer token from a root-only file and mutual TLS). Empty: the 行驶证 photo review by a
+    # regulator is the only way. The stand-in file (a JSON list of registered cars) is for the lab
+    # and tests only and wins over the URL.
+    vehicle_registry_url: str = Field(default="", pattern=r"^$|^https?://")
+    vehicle_registry_token_file: Path | None = None
+    vehicle_registry_ca_file: Path | None = None
+    vehicle_registry_cert_file: Path | None = None
+    vehicle_registry_key_file: Path | None = None
+    vehicle_registry_timeout_seconds: float = 5.0
+    vehicle_registry_standin_file: Path | None = None
     # Portal rules: an owner rates a repair within this many days of settlement; a complaint must be
     # answered by the regulators within this many days of filing, or it is flagged overdue.
     rating_window_days: int = 90

@@ -264,7 +264,11 @@ def run(client: TestClient, runs: int, first_ent: int) -> None:
     vin = "LBNCH000000000007"  # car 7 of the pool: n/vins repairs, about 5
     with rt.db.transaction() as s:
         s.execute(
-            text("INSERT INTO personal.owner_vehicle (owner_id, vin, via_record_id) VALUES (:o, :v, 8)"),
+            # the whole history, as after a registry check (a code alone shows one shop's records)
+            text(
+                "INSERT INTO personal.owner_vehicle (owner_id, vin, via_record_id, full_via, full_at)"
+                " VALUES (:o, :v, 8, 'registry', now())"
+            ),
             {"o": owner["owner_id"], "v": vin},
         )
     uscc = "91" + str(first_ent + 7).zfill(16)

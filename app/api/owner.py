@@ -1,4 +1,5 @@
-"""Owner API: accounts, verifying a car with the query code from a settlement list, the car's history."""
+"""Owner API: accounts, binding a car (a query code: that shop's records; the registry check or a
+行驶证 photo: the whole history), the car's history, grants, ratings, complaints, notifications."""
 
 from datetime import datetime
 from typing import Annotated, Any
@@ -13,6 +14,7 @@ from app.domain.clock import now
 from app.domain.errors import AppError
 from app.security.auditlog import Event
 from app.security.reads import ReadService
+from app.security.vehicle_registry import Answer
 from app.services import claims, complaints, owners, ratings, vehiclefile
 
 router = APIRouter(prefix="/api/v1/owner", tags=["车主"], responses=ERROR_RESPONSES)
@@ -88,9 +90,12 @@ def login(body: LoginIn, rt: RuntimeDep, request: Request) -> OwnerTokenOut:
 @router.post(
     "/vehicles",
     status_code=201,
-    summary="认证车辆",
-    description="以任一次维修结算清单上的查询码证明对车辆的掌握，认证后可查看该车全部维修记录。",
-    responses={403: {"model": ErrorBody, "description": "QUERY_CODE_INVALID"}},
+    summary="用查询码绑定车辆（仅该企业的记录）",
+    description="以维修结算清单上的查询码绑定车辆：可查看**出具该查询码的维修企业**对该车的记录，"
+    "不含其他企业的记录。多家企业的查询码各自增加该企业的记录。查看完整档案、授权企业、评价须先完成"
+    "完整档案认证（POST /api/v1/owner/vehicles/{vin}/verification 或行驶证照片审核）。"
+    "车辆过户（新车主完成完整档案认证）后，早于过户上传的维修的查询码不能再用于绑定（QUERY_CODE_SUPERSEDED）。",
+    responses={403: {"model": ErrorBody, "description": "QUERY_CODE_INVALID / QUERY_CODE_SUPERSEDED"}},
 )
 def bind_vehicle(body: BindIn, who: OwnerDep, rt: RuntimeDep) -> dict[str, str]:
     with rt.db.transaction() as s:
@@ -100,16 +105,107 @@ def bind_vehicle(body: BindIn, who: OwnerDep, rt: RuntimeDep) -> dict[str, str]:
     return {"vin": body.vin}
 
 
-@router.get("/vehicles", summary="我的车辆")
+@router.get("/vehicles", summary="我的车辆", description="当前有效绑定的车辆识别代号（过户后结束的不含）。")
 def my_vehicles(who: OwnerDep, rt: RuntimeDep) -> list[str]:
     with rt.db.transaction() as s:
         return owners.vehicles(s, who.id)
 
 
+class ScopeEnterpriseOut(BaseModel):
+    uscc: str
+    name: str
+    bound_at: datetime
+
+
+class BindingOut(BaseModel):
+    vin: str
+    full_history: bool = Field(description="true：已完成完整档案认证，可查看全部记录、授权企业、评价")
+    full_via: str | None = Field(description="registry 车辆登记信息核验；claim 行驶证照片审核")
+    full_at: datetime | None
+    enterprises: list[ScopeEnterpriseOut] = Field(description="以查询码绑定的企业：可查看这些企业的记录")
+
+
+@router.get(
+    "/vehicles/{vin}",
+    summary="车辆绑定范围",
+    responses={403: {"model": ErrorBody, "description": "VEHICLE_NOT_BOUND"}},
+)
+def my_vehicle(vin: VinPath, who: OwnerDep, rt: RuntimeDep) -> BindingOut:
+    with rt.db.transaction() as s:
+        return BindingOut(**owners.binding(s, who.id, vin))
+
+
+class VerificationIn(BaseModel):
+    plate_no: str = Field(max_length=10, description="号牌号码（行驶证）", examples=["苏A12345"])
+    owner_name: str = Field(min_length=1, max_length=50, description="机动车所有人姓名（行驶证）")
+    id_number: str = Field(
+        min_length=18, max_length=18, description="所有人居民身份证号码；核验通过后保存到本账户（加密）"
+    )
+
+
+@router.post(
+    "/vehicles/{vin}/verification",
+    status_code=201,
+    summary="完整档案认证（车辆登记信息核验）",
+    description="向公安交管车辆登记信息核验：号牌、所有人姓名、身份证号码与该车登记信息一致即认证通过，"
+    "可查看该车全部维修记录、授权维修企业、评价维修；同时结束其他账户对该车的绑定（车辆已过户），"
+    "并在其账户中通知。核验不符计入失败次数（按账户和按车辆限流）。未开通核验（REGISTRY_DISABLED）或"
+    "核验服务不可用（REGISTRY_UNAVAILABLE）时，请上传行驶证照片申请人工审核（POST /api/v1/owner/claims）。",
+    responses={
+        403: {"model": ErrorBody, "description": "REGISTRY_NO_MATCH"},
+        409: {"model": ErrorBody, "description": "REGISTRY_DISABLED / ID_NUMBER_EXISTS"},
+        429: {"model": ErrorBody, "description": "AUTH_RATE_LIMITED"},
+        503: {"model": ErrorBody, "description": "REGISTRY_UNAVAILABLE"},
+    },
+)
+def verify_vehicle(vin: VinPath, body: VerificationIn, who: OwnerDep, rt: RuntimeDep) -> BindingOut:
+    answer = owners.verify_full(
+        rt.db,
+        rt.registry,
+        rt.limiter,
+        rt.crypto,
+        rt.audit,
+        who,
+        vin,
+        body.plate_no,
+        body.owner_name,
+        body.id_number,
+    )
+    # refused after the commit: the failure count and the audit record stay
+    if answer == Answer.NO_MATCH:
+        raise AppError("REGISTRY_NO_MATCH", 403)
+    if answer == Answer.UNAVAILABLE:
+        raise AppError("REGISTRY_UNAVAILABLE", 503)
+    with rt.db.transaction() as s:
+        return BindingOut(**owners.binding(s, who.id, vin))
+
+
+class NotificationOut(BaseModel):
+    id: int
+    kind: str = Field(description="binding_ended：车辆已过户，本账户对该车的绑定已结束")
+    vin: str | None
+    text: str
+    created_at: datetime
+    read: bool
+
+
+@router.get("/notifications", summary="我的通知", description="如：车辆过户后，原车主对该车的绑定结束。")
+def my_notifications(who: OwnerDep, rt: RuntimeDep) -> list[NotificationOut]:
+    with rt.db.transaction() as s:
+        return [NotificationOut(**n) for n in owners.notifications(s, who.id)]
+
+
+@router.post("/notifications/read", status_code=204, summary="全部标为已读")
+def read_notifications(who: OwnerDep, rt: RuntimeDep) -> None:
+    with rt.db.transaction() as s:
+        owners.mark_notifications_read(s, who.id)
+
+
 @router.get(
     "/vehicles/{vin}/history",
     summary="车辆维修档案（一车一档）",
-    description="该车全部有效维修记录（均为最新版本，已撤销的不显示），按结算日期倒序。每次查询均记入审计日志。",
+    description="完整档案认证后为该车全部有效维修记录；仅以查询码绑定时只含出具查询码的企业的记录"
+    "（full_history 为 false）。均为最新版本，已撤销的不显示，按结算日期倒序。每次查询均记入审计日志。",
     responses={403: {"model": ErrorBody, "description": "VEHICLE_NOT_BOUND"}},
 )
 def history(vin: VinPath, who: OwnerDep, rt: RuntimeDep) -> dict[str, Any]:
@@ -144,7 +240,8 @@ class GrantOut(BaseModel):
     "/vehicles/{vin}/grants",
     status_code=201,
     summary="授权维修企业查看车辆档案",
-    description="授权到期或撤销后，该企业不能再查看；企业看到的档案中不显示其他企业的名称和代码。",
+    description="须已完成完整档案认证（FULL_VERIFICATION_REQUIRED）。授权到期、撤销或车辆过户后，"
+    "该企业不能再查看；企业看到的档案中不显示其他企业的名称和代码。",
 )
 def create_grant(vin: VinPath, body: GrantIn, who: OwnerDep, rt: RuntimeDep) -> GrantOut:
     with rt.db.transaction() as s:
@@ -195,7 +292,9 @@ class RatingIn(BaseModel):
     "/records/{record_id}/rating",
     status_code=201,
     summary="评价一次维修",
-    description="每次维修只能评价一次（RATING_EXISTS），须在结算后规定天数内（RATING_WINDOW_CLOSED）。",
+    description="须已完成该车完整档案认证（FULL_VERIFICATION_REQUIRED：仅凭查询码不能评价，以防维修企业"
+    "用自己的查询码给自己刷好评）。每次维修只能评价一次（RATING_EXISTS），须在结算后规定天数内"
+    "（RATING_WINDOW_CLOSED）。",
 )
 def rate_repair(record_id: RecordId, body: RatingIn, who: OwnerDep, rt: RuntimeDep) -> dict[str, int]:
     scores = ratings.Scores(**body.model_dump(exclude={"comment"}))
@@ -211,7 +310,10 @@ class ComplaintIn(BaseModel):
 
 
 @router.post(
-    "/complaints", status_code=201, summary="投诉一次维修", description="由维修企业所在地监管部门受理。"
+    "/complaints",
+    status_code=201,
+    summary="投诉一次维修",
+    description="可投诉本人能查看的维修记录（含以查询码绑定的企业的记录），由维修企业所在地监管部门受理。",
 )
 def file_complaint(body: ComplaintIn, who: OwnerDep, rt: RuntimeDep) -> dict[str, int]:
     with rt.db.transaction() as s:
@@ -236,8 +338,9 @@ def my_complaint(complaint_id: RecordId, who: OwnerDep, rt: RuntimeDep) -> dict[
 @router.post(
     "/claims",
     status_code=201,
-    summary="以行驶证照片申请认证车辆",
-    description="上传行驶证照片（JPEG/PNG），由车辆号牌归属地监管部门审核，通过后即认证该车辆。",
+    summary="以行驶证照片申请完整档案认证",
+    description="车辆登记信息核验未开通、不可用或不符时的人工途径：上传行驶证照片（JPEG/PNG），由车辆号牌"
+    "归属地监管部门审核，通过后与核验通过相同（完整档案；其他账户对该车的绑定结束并收到通知）。",
 )
 def submit_claim(
     who: OwnerDep,

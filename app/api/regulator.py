@@ -239,7 +239,13 @@ class ReviewIn(BaseModel):
     note: str | None = Field(default=None, max_length=500)
 
 
-@router.post("/claims/{claim_id}/review", status_code=204, summary="审核行驶证认证申请")
+@router.post(
+    "/claims/{claim_id}/review",
+    status_code=204,
+    summary="审核行驶证认证申请",
+    description="通过即认证该车完整档案；该车其他账户的绑定随之结束（视为车辆过户），原车主在其账户中收到通知，"
+    "其对该车的授权一并撤销。",
+)
 def review_claim(claim_id: ItemId, body: ReviewIn, who: StaffDep, rt: RuntimeDep) -> None:
     with rt.db.transaction() as s:
         claims.review(s, rt.audit, who, claim_id, body.approve, body.note)

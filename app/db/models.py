@@ -185,7 +185,9 @@ class OwnerAccount(Base):
 
 
 class OwnerVehicle(Base):
-    """An owner's verified claim on a car, proven by a query code from one of its settlement lists."""
+    """A car in an owner's account. Query codes give the records of the enterprises that printed them
+    (OwnerVehicleScope); `full_via` says the whole history was proven (vehicle registration check or
+    an approved 行驶证 claim); `ended_at` that another owner proved it since (the car was sold)."""
 
     __tablename__ = "owner_vehicle"
     __table_args__: ClassVar[dict[str, str]] = {"schema": "personal"}
@@ -194,6 +196,35 @@ class OwnerVehicle(Base):
     via_record_id: Mapped[int | None] = mapped_column(BigInteger)
     via_claim_id: Mapped[int | None] = mapped_column(BigInteger)
     verified_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    full_via: Mapped[str | None] = mapped_column(String(10))  # registry | claim
+    full_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    ended_reason: Mapped[str | None] = mapped_column(String(20))
+
+
+class OwnerVehicleScope(Base):
+    """One enterprise whose records of the car an owner sees, proven by a query code it printed."""
+
+    __tablename__ = "owner_vehicle_scope"
+    __table_args__: ClassVar[dict[str, str]] = {"schema": "personal"}
+    owner_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"), primary_key=True)
+    via_record_id: Mapped[int] = mapped_column(BigInteger)
+    bound_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class OwnerNotification(Base):
+    """Something the owner is told in their account, e.g. that a sold car's binding ended."""
+
+    __tablename__ = "owner_notification"
+    __table_args__: ClassVar[dict[str, str]] = {"schema": "personal"}
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("personal.owner_account.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    vin: Mapped[str | None] = mapped_column(String(17))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    read_at: Mapped[datetime | None]
 
 
 class HistoryGrant(Base):

@@ -5,6 +5,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from app.domain.idcard import check_char as id_check
 from app.domain.uscc import _ALPHABET as USCC_ALPHABET
 from app.domain.uscc import check_char as uscc_check
 from app.domain.vin import check_char
@@ -69,6 +70,14 @@ def make_record(
             "total": str(labour + part_total + Decimal("10.00")),
         },
     }
+
+
+def make_id_number(rng: random.Random | None = None) -> str:
+    """A resident ID number of someone born in Nanjing (320102) between 1960 and 1999."""
+    rng = rng or random.Random()  # noqa: S311 - sample data, not secrets
+    born = f"{rng.randint(1960, 1999)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+    body = f"320102{born}{rng.randint(0, 999):03d}"
+    return body + id_check(body)
 
 
 def make_uscc(rng: random.Random | None = None) -> str:

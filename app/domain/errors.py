@@ -65,6 +65,15 @@ MESSAGES: dict[str, str] = {
     "ID_NUMBER_EXISTS": "该身份证号码已注册",
     "GRANT_DAYS_INVALID": "授权天数超出允许范围",
     "GRANT_NOT_FOUND": "授权不存在",
+    # owner binding scope (issue 15): a query code shows one shop's records; the whole history needs
+    # the vehicle registration check or an approved 行驶证 photo
+    "QUERY_CODE_SUPERSEDED": "该查询码所属维修早于车辆当前车主的认证（车辆已过户），不能再用于认证",
+    "FULL_VERIFICATION_REQUIRED": "须先完成车辆完整档案认证（车辆登记信息核验或行驶证审核）",
+    "REGISTRY_DISABLED": "本地未开通车辆登记信息自动核验，请上传行驶证照片申请认证",
+    "REGISTRY_NO_MATCH": "车辆登记信息核验未通过：号牌、姓名或身份证号码与该车登记信息不符",
+    "REGISTRY_UNAVAILABLE": "车辆登记信息核验服务暂不可用，请稍后再试或上传行驶证照片申请认证",
+    "ID_NUMBER_MISMATCH": "身份证号码与本账户登记的不一致",
+    "NAME_REQUIRED": "请填写机动车所有人姓名",
     # access control and data-use rules
     "AUTHORIZATION_REQUIRED": "未获车主授权查看该车辆档案",
     "AUTHORIZATION_EXPIRED": "车主授权已过期",

@@ -1,9 +1,11 @@
 """The one way to read data about people and their cars: each read is authorized and audited.
 
-The data-use rules of the guide live here and nowhere else: an owner sees the cars they verified; an
-enterprise user sees a car's history only under the owner's unexpired authorization, with other
-enterprises' identities hidden; a regulator sees the records of enterprises in its region; the public
-sees enterprises' registration info. Only this service decrypts owners' personal data.
+The data-use rules of the guide live here and nowhere else: an owner sees the whole file of a car they
+proved (registry check or 行驶证 review) and, through query codes, only the records of the shops that
+printed them; an enterprise user sees a car's history only under the unexpired authorization of the
+car's proven owner, with other enterprises' identities hidden; a regulator sees the records of
+enterprises in its region; the public sees enterprises' registration info. Only this service decrypts
+owners' personal data.
 """
 
 from datetime import datetime
@@ -71,7 +73,11 @@ class ReadService:
                 .join(
                     OwnerVehicle,
                     and_(
-                        OwnerVehicle.owner_id == HistoryGrant.owner_id, OwnerVehicle.vin == HistoryGrant.vin
+                        OwnerVehicle.owner_id == HistoryGrant.owner_id,
+                        OwnerVehicle.vin == HistoryGrant.vin,
+                        # only the car's proven owner may open its file, and only while they own it
+                        OwnerVehicle.full_via.is_not(None),
+                        OwnerVehicle.ended_at.is_(None),
                     ),
                 )
                 .where(
@@ -89,8 +95,10 @@ class ReadService:
     def vehicle_history(self, who: Principal, vin: str) -> dict[str, Any]:
         """The car's file: every live record at its latest version, newest first; withdrawn ones hidden."""
         region: str | None = None
+        scope: owners.Access | None = None
         if can(who, Perm.HISTORY_OWN):
-            if not owners.owns(self.session, who.id, vin):
+            scope = owners.access(self.session, who.id, vin)
+            if scope is None:
                 self._deny(who, "vehicle_history", vin, "VEHICLE_NOT_BOUND")
         elif can(who, Perm.HISTORY_GRANTED):
             self._check_grant(who, vin)
@@ -115,6 +123,8 @@ class ReadService:
         )
         if region is not None:
             query = query.where(Enterprise.region_code.startswith(region_prefix(region)))
+        if scope is not None and not scope.full:  # query codes: the records of the shops that printed them
+            query = query.where(RepairRecord.enterprise_id.in_(scope.enterprise_ids))
         # an enterprise user sees its own shop's name on its records and no other shop's
         masked = who.enterprise_id if can(who, Perm.HISTORY_GRANTED) else None
         rows = [
@@ -125,12 +135,16 @@ class ReadService:
         repair_types = code_tables()["repair_type"]
         # a regulator outside every record's region learns nothing of the car either
         vehicle = None if region is not None and not rows else self.session.get(Vehicle, vin)
+        partial = scope is not None and not scope.full
         return {
             "vin": vin,
+            # the owner's view: the whole file, or only the records of the shops whose codes they hold
+            "full_history": None if scope is None else scope.full,
             "vehicle": None
             if vehicle is None
             else {
-                "plate_no": vehicle.plate_no,
+                # the car's latest plate may come from another shop's record (it can betray a sale)
+                "plate_no": (rows[0][0].plate_no if rows else None) if partial else vehicle.plate_no,
                 "brand": vehicle.brand,
                 "model": vehicle.model,
                 "fuel_type": vehicle.fuel_type,

@@ -1,4 +1,5 @@
-"""Binding a car by a photo of its 行驶证 (for an owner without a settlement list at hand): the photo
+"""Binding a car's whole history by a photo of its 行驶证, the fallback of the vehicle registration check
+(app.security.vehicle_registry) where that is not configured, unavailable or does not match: the photo
 goes to the object store, a regulator of the car's home region looks at it and approves or rejects.
 The photo is personal data: every look at it is audited."""
 
@@ -6,10 +7,9 @@ import hashlib
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from app.db.models import OwnerVehicle, VehicleClaim
+from app.db.models import VehicleClaim
 from app.domain.clock import now
 from app.domain.errors import AppError
 from app.domain.plate import plate_error
@@ -17,6 +17,7 @@ from app.domain.reference import home_region
 from app.domain.vin import vin_error
 from app.security.auditlog import AuditLog, Event
 from app.security.rbac import Perm, Principal, region_prefix, require, require_region
+from app.services import owners
 from app.services.attachments import sniff
 from app.storage import ObjectStore
 
@@ -136,10 +137,6 @@ def review(
         raise AppError("CLAIM_STATE", 409)
     c.status = "approved" if approve else "rejected"
     c.reviewed_by, c.reviewed_at, c.review_note = who.id, now(), (note or "").strip()[:500] or None
-    if approve:
-        session.execute(
-            pg_insert(OwnerVehicle)
-            .values(owner_id=c.owner_id, vin=c.vin, via_claim_id=c.id)
-            .on_conflict_do_nothing()
-        )
     _event(audit, session, who, "claim.review", c, outcome=c.status)
+    if approve:  # the fallback of the registry check: the whole history, other owners' bindings end
+        owners.prove_full(session, audit, who, c.owner_id, c.vin, "claim", c.id)

@@ -39,10 +39,12 @@ class Scores:
 
 
 def rateable_record(session: Session, who: Principal, record_id: int) -> RepairRecord:
-    """A live repair of a car the owner has verified; anything else is 'not found' to them."""
-    head = session.get(RepairRecord, record_id)
-    if head is None or head.status != "active" or not owners.owns(session, who.id, head.vin):
-        raise AppError("RECORD_NOT_FOUND", 404)
+    """A live repair the owner may see and rate. Seeing it through a query code is not enough: the
+    shop prints its own codes, so a code-only binder may be the shop itself minting 5-star ratings.
+    A rating needs the whole-history proof (registry check or 行驶证 review) no shop holds."""
+    head, seen = owners.visible_record(session, who.id, record_id)
+    if not seen.full:
+        raise AppError("FULL_VERIFICATION_REQUIRED", 403)
     return head
 
 

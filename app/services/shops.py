@@ -4,11 +4,19 @@ the car histories owners have shared with it."""
 import re
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import and_, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from app.db.models import EnterpriseUser, HistoryGrant, RecordVersion, RepairRecord, UploadRejection, Vehicle
+from app.db.models import (
+    EnterpriseUser,
+    HistoryGrant,
+    OwnerVehicle,
+    RecordVersion,
+    RepairRecord,
+    UploadRejection,
+    Vehicle,
+)
 from app.domain.clock import now
 from app.domain.errors import AppError, FieldError
 from app.security.passwords import hash_secret, verify_secret
@@ -163,8 +171,15 @@ def shared_with(session: Session, who: Principal) -> list[dict[str, Any]]:
             Vehicle.brand,
             Vehicle.model,
         )
+        .join(
+            OwnerVehicle,
+            and_(OwnerVehicle.owner_id == HistoryGrant.owner_id, OwnerVehicle.vin == HistoryGrant.vin),
+        )
         .outerjoin(Vehicle, Vehicle.vin == HistoryGrant.vin)
         .where(
+            # as app.security.reads: only grants of the car's proven, current owner count
+            OwnerVehicle.full_via.is_not(None),
+            OwnerVehicle.ended_at.is_(None),
             HistoryGrant.enterprise_id == who.enterprise_id,
             HistoryGrant.revoked_at.is_(None),
             HistoryGrant.expires_at > now(),

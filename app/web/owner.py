@@ -13,6 +13,7 @@ from app.domain.errors import AppError
 from app.domain.vin import vin_error
 from app.security.auditlog import Event
 from app.security.reads import ReadService
+from app.security.vehicle_registry import Answer
 from app.services import claims, complaints, owners, ratings
 from app.web.session import WebOwner, safe_next, same_origin, set_cookie, signed_out
 from app.web.templating import render
@@ -118,6 +119,7 @@ def _home(
             "claims": claims.of_owner(s, who),
             "grants": owners.grants_of_owner(s, who),
             "complaints": complaints.of_owner(s, who),
+            "notifications": [n for n in owners.notifications(s, who.id) if not n["read"]],
         }
     return render(request, "owner/home.html", status=status, **{"form": {}, "errors": [], **ctx, **extra})
 
@@ -130,6 +132,13 @@ def home(request: Request, rt: RuntimeDep, who: WebOwner, done: str = "") -> HTM
         "revoked": "已撤销授权。",
     }
     return _home(request, rt, who, done=messages.get(done, ""))
+
+
+@router.post("/notifications/read")
+def notifications_read(rt: RuntimeDep, who: WebOwner) -> RedirectResponse:
+    with rt.db.transaction() as s:
+        owners.mark_notifications_read(s, who.id)
+    return _see("/owner")
 
 
 @router.post("/vehicles", response_class=HTMLResponse)
@@ -196,11 +205,13 @@ def _vehicle(
     with rt.db.transaction() as s:
         hist = ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
         rated = ratings.for_records(s, [r["record_id"] for r in hist["records"]])
+        bound = owners.binding(s, who.id, vin)
     window = rt.settings.rating_window_days
     today = today_in_china()
     for r in hist["records"]:
         r["rating"] = rated.get(r["record_id"])
-        r["can_rate"] = r["rating"] is None and (today - r["settle_date"]).days <= window
+        r["in_window"] = (today - r["settle_date"]).days <= window
+        r["can_rate"] = r["rating"] is None and r["in_window"] and bound["full_history"]
     return render(
         request,
         "owner/vehicle.html",
@@ -211,6 +222,10 @@ def _vehicle(
             "form": {},
             "errors": [],
             "max_days": rt.settings.grant_max_days,
+            "binding": bound,
+            "registry": rt.registry is not None,
+            "verify_form": {},
+            "verify_errors": [],
             **extra,
         },
     )
@@ -218,7 +233,7 @@ def _vehicle(
 
 @router.get("/vehicles/{vin}", response_class=HTMLResponse)
 def vehicle(vin: str, request: Request, rt: RuntimeDep, who: WebOwner, done: str = "") -> HTMLResponse:
-    messages = {"granted": "已授权。", "rated": "感谢您的评价。"}
+    messages = {"granted": "已授权。", "rated": "感谢您的评价。", "verified": "完整档案认证成功。"}
     return _vehicle(request, rt, who, vin.upper()[:17], done=messages.get(done, ""))
 
 
@@ -257,6 +272,34 @@ def grant(
     return _see(f"/owner/vehicles/{vin}?done=granted")
 
 
+@router.post("/vehicles/{vin}/verification", response_class=HTMLResponse)
+def verify(
+    vin: str,
+    request: Request,
+    rt: RuntimeDep,
+    who: WebOwner,
+    plate_no: Annotated[str, Form(max_length=20)] = "",
+    owner_name: Annotated[str, Form(max_length=50)] = "",
+    id_number: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """The registry check from the car's page; the refusals say to use the 行驶证 photo instead."""
+    vin = vin.upper()[:17]
+    form = {"plate_no": plate_no.strip().upper(), "owner_name": owner_name.strip()}
+    try:
+        answer = owners.verify_full(
+            rt.db, rt.registry, rt.limiter, rt.crypto, rt.audit, who, vin, plate_no, owner_name, id_number
+        )
+        if answer == Answer.NO_MATCH:
+            raise AppError("REGISTRY_NO_MATCH", 403)
+        if answer == Answer.UNAVAILABLE:
+            raise AppError("REGISTRY_UNAVAILABLE", 503)
+    except AppError as exc:
+        return _vehicle(
+            request, rt, who, vin, status=exc.status, verify_form=form, verify_errors=[exc.detail]
+        )
+    return _see(f"/owner/vehicles/{vin}?done=verified")
+
+
 @router.post("/grants/{grant_id}/revoke")
 def revoke(grant_id: int, rt: RuntimeDep, who: WebOwner) -> RedirectResponse:
     with rt.db.transaction() as s:
@@ -274,7 +317,10 @@ def _record_page(
     **extra: object,
 ) -> HTMLResponse:
     with rt.db.transaction() as s:
-        head = ratings.rateable_record(s, who, record_id)
+        if template == "owner/rate.html":
+            head = ratings.rateable_record(s, who, record_id)
+        else:
+            head, _ = owners.visible_record(s, who.id, record_id)
         record = {
             "record_id": head.id,
             "vin": head.vin,

@@ -135,6 +135,7 @@ def test_register_validation_and_duplicates(client):
 def test_records_from_both_doors_land_in_one_history(client):
     from app.devtools.samples import make_record
     from tests.app.conftest import Shop
+    from tests.app.test_api_owner import verify_full
 
     _, token = register(client)
     vin = make_vin()
@@ -152,5 +153,6 @@ def test_records_from_both_doors_land_in_one_history(client):
         ).status_code
         == 201
     )
+    verify_full(client, h, vin)  # a code shows its own shop's records; the two shops' need the whole file
     recs = client.get(f"/api/v1/owner/vehicles/{vin}/history", headers=h).json()["records"]
     assert sorted(r["settlement_no"] for r in recs) == ["CL-0001", "OWN-1"]

@@ -1,9 +1,12 @@
+import tempfile
 import uuid
 from datetime import date, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 
-from app.devtools.samples import make_record
+from app.devtools.samples import make_id_number, make_record
+from app.security.vehicle_registry import StandInRegistry
 from tests.app.conftest import Shop
 
 OWNER = "/api/v1/owner"
@@ -20,6 +23,30 @@ def new_owner(client, ip="203.0.113.9"):
     )
     assert tok.status_code == 200, tok.text
     return phone, {"Authorization": f"Bearer {tok.json()['access_token']}"}
+
+
+def standin_registry(client) -> StandInRegistry:
+    """The session app's vehicle-registration stand-in, installed on first use (as the setting
+    vehicle_registry_standin_file would); a test of the app without a registry patches it away."""
+    rt = client.app.state.runtime
+    if not isinstance(rt.registry, StandInRegistry):
+        rt.registry = StandInRegistry(Path(tempfile.mkdtemp()) / "registry.json")
+    return rt.registry
+
+
+def verify_full(client, headers, vin: str, plate: str = "苏A12345") -> tuple[str, str]:
+    """Register `vin` to a new person in the stand-in and prove it as the owner of `headers`: the
+    whole history. Returns the (name, ID number) used."""
+    name, id_number = "车主" + uuid.uuid4().hex[:4], make_id_number()
+    standin_registry(client).register(vin, plate, name, id_number)
+    r = client.post(
+        f"{OWNER}/vehicles/{vin}/verification",
+        json={"plate_no": plate, "owner_name": name, "id_number": id_number},
+        headers=headers,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["full_history"] is True
+    return name, id_number
 
 
 def test_history_needs_a_verified_vehicle_and_shows_latest_versions_only(client, engine, vin):
@@ -47,6 +74,10 @@ def test_history_needs_a_verified_vehicle_and_shows_latest_versions_only(client,
     r = client.post(f"{OWNER}/vehicles", json={"vin": vin, "query_code": code.lower()}, headers=h)
     assert r.status_code == 201, r.text
     assert client.get(f"{OWNER}/vehicles", headers=h).json() == [vin]
+    # a code shows the records of the shop that printed it; the whole file needs the registry check
+    hist = client.get(f"{OWNER}/vehicles/{vin}/history", headers=h).json()
+    assert [x["settlement_no"] for x in hist["records"]] == ["A-1"] and hist["full_history"] is False
+    verify_full(client, h, vin)
 
     hist = client.get(f"{OWNER}/vehicles/{vin}/history", headers=h)
     assert hist.status_code == 200, hist.text
@@ -60,11 +91,17 @@ def test_history_needs_a_verified_vehicle_and_shows_latest_versions_only(client,
         audit = conn.execute(
             sa.text(
                 "SELECT actor_kind, action, subject, request_id FROM audit.event"
-                " WHERE subject = :v AND outcome = 'success'"
+                " WHERE subject = :v AND outcome = 'success' ORDER BY seq"
             ),
             {"v": vin},
         ).all()
-    assert len(audit) == 1 and audit[0][:3] == ("owner", "vehicle_history", vin) and audit[0][3]
+    assert [a[1] for a in audit] == [
+        "vehicle_history",
+        "vehicle.registry_check",
+        "vehicle.full_binding",
+        "vehicle_history",
+    ]
+    assert audit[-1][:3] == ("owner", "vehicle_history", vin) and audit[-1][3]
 
 
 def test_a_code_binds_only_its_own_car(client, vin):

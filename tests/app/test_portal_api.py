@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from app.devtools.samples import make_record, make_vin
 from tests.app.conftest import Shop, regulator
-from tests.app.test_api_owner import new_owner
+from tests.app.test_api_owner import new_owner, verify_full
 
 OWNER = "/api/v1/owner"
 REG = "/api/v1/regulator"
@@ -20,11 +20,13 @@ SCORES = {"attitude": 5, "quality": 4, "efficiency": 3, "transparency": 4, "envi
 
 
 def bound_owner(client, shop: Shop, vin: str, settle: date | None = None, no: str | None = None):
-    """An owner who verified `vin` with the code of a repair `shop` just uploaded: (headers, record id)."""
+    """An owner who bound `vin` with the code of a repair `shop` just uploaded and proved the whole
+    history by the registry check (as ratings and grants need): (headers, record id)."""
     up = shop.upload(make_record(no or "R-" + uuid.uuid4().hex[:8], vin, settle=settle)).json()
     _, h = new_owner(client)
     r = client.post(f"{OWNER}/vehicles", json={"vin": vin, "query_code": up["query_code"]}, headers=h)
     assert r.status_code == 201, r.text
+    verify_full(client, h, vin)
     return h, up["record_id"]
 
 

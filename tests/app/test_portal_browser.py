@@ -23,7 +23,7 @@ from app.devtools.ports import free_port
 from app.devtools.samples import make_record, make_vin
 from app.main import create_app
 from tests.app.conftest import Shop, regulator
-from tests.app.test_api_owner import new_owner
+from tests.app.test_api_owner import new_owner, verify_full
 
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 WIDTHS = {"phone": 375, "desktop": 1280}
@@ -193,6 +193,7 @@ def test_visitor_finds_a_shop_and_its_ratings(client, server, browser):
     up = shop.upload(make_record("VR-0001", vin)).json()
     _, h = new_owner(client)
     client.post("/api/v1/owner/vehicles", json={"vin": vin, "query_code": up["query_code"]}, headers=h)
+    verify_full(client, h, vin)  # a rating needs the whole-history proof, not a code alone
     scores = {"attitude": 5, "quality": 4, "efficiency": 5, "transparency": 4, "environment": 3}
     client.post(
         f"/api/v1/owner/records/{up['record_id']}/rating", json=scores | {"comment": "师傅很专业"}, headers=h
@@ -220,6 +221,7 @@ def test_shop_staff_see_their_uploads_and_answer_a_rating(client, server, browse
     shop.batch([bad])
     _, h = new_owner(client)
     client.post("/api/v1/owner/vehicles", json={"vin": vin, "query_code": up["query_code"]}, headers=h)
+    verify_full(client, h, vin)  # a rating needs the whole-history proof, not a code alone
     scores = {"attitude": 4, "quality": 5, "efficiency": 4, "transparency": 5, "environment": 4}
     client.post(
         f"/api/v1/owner/records/{up['record_id']}/rating", json=scores | {"comment": "准时交车"}, headers=h

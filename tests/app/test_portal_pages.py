@@ -8,10 +8,11 @@ import uuid
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from app.devtools.samples import make_record, make_vin
+from app.devtools.samples import make_id_number, make_record, make_vin
 from app.security.rbac import Role
 from app.services.ratings import DIMENSIONS
 from tests.app.conftest import Shop, new_staff
+from tests.app.test_api_owner import standin_registry
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -72,8 +73,17 @@ def test_owner_forms_validate_in_chinese_and_bind_a_car(client):
     r = web.post("/owner/vehicles", data={"vin": vin, "query_code": "WRONGCODE2"})
     assert "查询码与车辆不匹配" in r.text
     r = web.post("/owner/vehicles", data={"vin": vin.lower(), "query_code": up["query_code"]})
-    assert r.status_code == 200 and "W-1" in r.text and "评价本次维修" in r.text
+    assert r.status_code == 200 and "W-1" in r.text and "完成完整档案认证后可评价" in r.text
+    assert "授权维修企业查看" not in r.text  # a code alone does not open the file to shops
     assert web.get(f"/owner/vehicles/{vin}/file.pdf").content.startswith(b"%PDF-")
+    # the whole history: the registry check from the car's page
+    name, id_number = "王五", make_id_number()
+    standin_registry(client).register(vin, "苏A12345", name, id_number)
+    form = {"plate_no": "苏A12345", "owner_name": name, "id_number": make_id_number()}
+    r = web.post(f"/owner/vehicles/{vin}/verification", data=form)
+    assert r.status_code == 403 and "核验未通过" in r.text and "行驶证照片" in r.text
+    r = web.post(f"/owner/vehicles/{vin}/verification", data={**form, "id_number": id_number})
+    assert r.status_code == 200 and "完整档案认证成功" in r.text and "评价本次维修" in r.text
     # rating: every dimension is required, then once only
     rid = up["record_id"]
     r = web.post(f"/owner/records/{rid}/rate", data={"attitude": "5"})

@@ -10,7 +10,7 @@ from app.domain.errors import AppError
 from app.security.rbac import PUBLIC, Principal, Role
 from app.security.reads import ReadService
 from tests.app.conftest import Shop, new_staff
-from tests.app.test_api_owner import new_owner
+from tests.app.test_api_owner import new_owner, verify_full
 
 OWNER = "/api/v1/owner"
 REG = "/api/v1/regulator"
@@ -74,6 +74,7 @@ def test_enterprises_read_histories_only_under_an_unexpired_owner_grant(client, 
     )
     user_b = Principal(Role.ENTERPRISE_USER, 1, enterprise_id=b.enterprise_id)
     assert denied(client, user_b, vin) == "AUTHORIZATION_REQUIRED"
+    verify_full(client, h, vin)  # only the car's proven owner may open its file to a shop
 
     grant = {"enterprise_uscc": b.profile["uscc"], "days": 31}
     r = client.post(f"{OWNER}/vehicles/{vin}/grants", json=grant, headers=h)
