@@ -65,6 +65,7 @@ MESSAGES: dict[str, str] = {
     "ID_NUMBER_EXISTS": "该身份证号码已注册",
     "GRANT_DAYS_INVALID": "授权天数超出允许范围",
     "GRANT_NOT_FOUND": "授权不存在",
+    "PASSWORD_WRONG": "当前密码错误",
     # access control and data-use rules
     "AUTHORIZATION_REQUIRED": "未获车主授权查看该车辆档案",
     "AUTHORIZATION_EXPIRED": "车主授权已过期",
@@ -85,6 +86,9 @@ MESSAGES: dict[str, str] = {
     "STAFF_NOT_FOUND": "工作人员账户不存在",
     "AUDIT_CHAIN_BROKEN": "审计日志哈希链断裂：记录被删除或改动",
     "USERNAME_FORMAT": "用户名只能包含小写字母、数字、点、下划线和连字符，3 至 40 位",
+    "ENROLMENT_REQUIRED": "该账户尚未完成首次登录：请用激活码设置本人密码并绑定动态口令",
+    "ENROLMENT_INVALID": "用户名或激活码错误，或激活码已使用、已过期",
+    "ENROLMENT_PENDING": "该账户尚未完成首次登录，不能分配角色",
     # portal: ratings, complaints, notices, 行驶证 claims, shop accounts, statistics
     "RATING_EXISTS": "该次维修已评价过，每次维修只能评价一次",
     "RATING_WINDOW_CLOSED": "已超过评价期限",
