@@ -176,8 +176,8 @@ def close_account(
     """个人信息保护法 第四十七条: the owner's personal data is erased when the account is closed.
 
     Erased: phone, name and ID number (ciphertext and keyed hashes), the password, the bindings of
-    cars, the grants to enterprises (ended), pending 行驶证 claims (withdrawn) and every claim's
-    photo and plate. Kept: the repair records (not the owner's data: the shops' records the rules
+    cars, the grants to enterprises (ended), pending 行驶证 claims, and every claim's photo and plate
+    (a reviewed claim keeps only its review). Kept: the repair records (not the owner's data: the shops' records the rules
     require to be kept), ratings and complaints, which keep pointing at the emptied account row and
     so at nobody. Returns the claim photos' object keys, for the caller to delete from the object
     store once this is committed."""
@@ -198,9 +198,7 @@ def close_account(
     )
     photos = list(session.scalars(select(VehicleClaim.object_key).where(VehicleClaim.owner_id == who.id)))
     session.execute(
-        update(VehicleClaim)
-        .where(VehicleClaim.owner_id == who.id, VehicleClaim.status == "pending")
-        .values(status="withdrawn")
+        delete(VehicleClaim).where(VehicleClaim.owner_id == who.id, VehicleClaim.status == "pending")
     )
     session.execute(update(VehicleClaim).where(VehicleClaim.owner_id == who.id).values(plate_no=None))
     _audit(audit, session, who, "owner.close", "success")

@@ -88,6 +88,7 @@ def _unenrolled(code_seconds: int) -> tuple[str, dict[str, object]]:
     return code, {
         "password_hash": hash_secret(new_enrolment_secret()[0]),
         "totp_enc": None,
+        "totp_last_step": 0,  # a new secret's codes start afresh
         "enrolled_at": None,
         "enrol_secret_hash": code_hash,
         "enrol_expires_at": now() + timedelta(seconds=code_seconds),

@@ -95,12 +95,19 @@ def first_login(
     else:
         with rt.db.transaction() as s:
             made, error = rt.staff_auth.begin_enrolment(
-                s, form["username"], activation_code, new_password, client_ip(request), request.state.request_id
+                s,
+                form["username"],
+                activation_code,
+                new_password,
+                client_ip(request),
+                request.state.request_id,
             )
         if error is None and made is not None:
             return render(request, "regulator/first_login_totp.html", enrolment=made, errors=[])
         assert error is not None
-        return render(request, "regulator/first_login.html", status=error.status, form=form, errors=[error.detail])
+        return render(
+            request, "regulator/first_login.html", status=error.status, form=form, errors=[error.detail]
+        )
     return render(request, "regulator/first_login.html", status=422, form=form, errors=errors)
 
 
