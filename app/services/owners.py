@@ -177,10 +177,10 @@ def close_account(
 
     Erased: phone, name and ID number (ciphertext and keyed hashes), the password, the bindings of
     cars, the grants to enterprises (ended), pending 行驶证 claims, and every claim's photo and plate
-    (a reviewed claim keeps only its review). Kept: the repair records (not the owner's data: the shops' records the rules
-    require to be kept), ratings and complaints, which keep pointing at the emptied account row and
-    so at nobody. Returns the claim photos' object keys, for the caller to delete from the object
-    store once this is committed."""
+    (a reviewed claim keeps only its review). Kept: the repair records (the shops' records, which
+    the rules require to be kept), ratings and complaints, which keep pointing at the emptied
+    account row and so at nobody. Returns the claim photos' object keys, for the caller to delete
+    from the object store once this is committed."""
     acct, error = _check_current(session, limiter, who, password)
     if acct is None:
         _audit(audit, session, who, "owner.close", "failure", reason=error.code if error else "-")
