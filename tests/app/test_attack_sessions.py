@@ -386,3 +386,54 @@ def test_closed_owner_account_keeps_no_personal_data(client, engine, vin):
     # the phone number is free again: a new account, sharing nothing with the closed one
     r = client.post(f"{OWNER}/accounts", json={"phone": phone, "password": "another horse"})
     assert r.status_code == 201 and r.json()["owner_id"] != owner_id
+
+
+# --- the portal pages of the same flows --------------------------------------------------------------
+
+
+def test_staff_first_login_in_the_portal(client, admins):
+    name = "u-web-" + uuid.uuid4().hex[:6]
+    made = client.post(f"{ADMIN}/staff", json={"username": name}, headers=admins[Role.SYSTEM_ADMIN].headers)
+    code = made.json()["activation_code"]
+    web = TestClient(client.app, client=("127.0.0.1", 40002))
+    login = {"username": name, "password": code, "totp_code": "123456"}
+    r = web.post("/staff/login", data=login)
+    assert r.status_code == 403 and 'href="/staff/first-login"' in r.text  # sent to the first login
+    step = {"username": name, "activation_code": code, "new_password": STAFF_PASSWORD}
+    assert web.post("/staff/first-login", data={**step, "new_password2": "other"}).status_code == 422
+    r = web.post("/staff/first-login", data={**step, "new_password2": STAFF_PASSWORD})
+    assert r.status_code == 200, r.text
+    secret = r.text.split('id="totp_secret">')[1].split("<")[0]
+    token = r.text.split('name="enrolment_token" value="')[1].split('"')[0]
+    confirm = {"enrolment_token": token, "totp_secret": secret, "totp_uri": "", "totp_code": "000000"}
+    assert web.post("/staff/first-login/confirm", data=confirm).status_code == 401  # a wrong code: again
+    confirm["totp_code"] = pyotp.TOTP(secret).at(time.time() - 30)
+    r = web.post("/staff/first-login/confirm", data=confirm)
+    assert r.status_code == 200 and "首次登录已完成" in r.text
+    r = web.post(
+        "/staff/login",
+        data={"username": name, "password": STAFF_PASSWORD, "totp_code": pyotp.TOTP(secret).now()},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+
+
+def test_owner_changes_password_and_closes_account_in_the_portal(client):
+    phone, _ = new_owner(client)
+    web = TestClient(client.app, client=("127.0.0.1", 40003))
+    web.post("/owner/login", data={"phone": phone, "password": "correct horse"}, follow_redirects=False)
+    before = web.cookies.get("pbox_owner")
+    assert web.get("/owner/account").status_code == 200
+    change = {"password": "wrong", "new_password": "brand new pass", "new_password2": "brand new pass"}
+    assert web.post("/owner/account/password", data=change).status_code == 403
+    change["password"] = "correct horse"
+    r = web.post("/owner/account/password", data=change)
+    assert r.status_code == 200 and "密码已修改" in r.text
+    assert client.get(f"{OWNER}/vehicles", headers=bearer(before)).status_code == 401  # the old session
+    close = {"password": "brand new pass", "confirm": "不注销"}
+    assert web.post("/owner/account/close", data=close).status_code == 422
+    r = web.post("/owner/account/close", data={**close, "confirm": "注销"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert (
+        client.post(f"{OWNER}/token", json={"phone": phone, "password": "brand new pass"}).status_code == 401
+    )
