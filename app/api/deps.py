@@ -23,20 +23,26 @@ RuntimeDep = Annotated[Runtime, Depends(runtime)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def client_ip(request: Request) -> str:
-    """The caller's address: X-Real-IP only from a trusted proxy (settings.trusted_proxies, the
-    site's load balancers, which set it from the connection), else the connection's own address."""
-    peer = request.client.host if request.client else "unknown"
+def from_trusted_proxy(request: Request) -> bool:
+    """Whether the connection comes from a trusted proxy (settings.trusted_proxies: the site's load
+    balancers), whose headers about the client (X-Real-IP, X-Client-*) may be believed."""
     try:
-        addr = ip_address(peer)
+        addr = ip_address(request.client.host if request.client else "")
     except ValueError:
-        return peer[:45]
-    if any(addr in net for net in runtime(request).settings.trusted_proxies):
+        return False
+    return any(addr in net for net in runtime(request).settings.trusted_proxies)
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address: X-Real-IP only from a trusted proxy, which sets it from the connection;
+    anyone else (app-web listens on all addresses) is known by the connection's own address."""
+    peer = request.client.host if request.client else "unknown"
+    if from_trusted_proxy(request):
         try:
             return str(ip_address(request.headers.get("x-real-ip", "").strip()))
         except ValueError:
             pass
-    return peer
+    return peer[:45]
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,10 @@ from botocore.exceptions import ClientError
 from fastapi.testclient import TestClient
 
 from app.devtools.samples import make_record
+from app.exchange.signing import new_private_pem
 from app.security.rbac import Role
 from tests.app.conftest import STAFF_PASSWORD, Shop, Staff, enrol, new_staff
+from tests.app.test_exchange_proxy import VERIFIED, _app, _statistics
 
 ADMIN = "/api/v1/admin"
 STAFF = "/api/v1/staff"
@@ -437,3 +439,23 @@ def test_owner_changes_password_and_closes_account_in_the_portal(client):
     assert (
         client.post(f"{OWNER}/token", json={"phone": phone, "password": "brand new pass"}).status_code == 401
     )
+
+
+@pytest.fixture(scope="module")
+def exchange_keys(tmp_path_factory):
+    d = tmp_path_factory.mktemp("attack-proxy-keys")
+    (d / "own.pem").write_bytes(new_private_pem())
+    (d / "peer.pem").write_bytes(new_private_pem())
+    return d
+
+
+def test_direct_caller_cannot_pose_as_a_peer_with_proxy_headers(settings, exchange_keys):
+    # trust_proxy_client_cert is on (nginx in front verifies peers' certificates), but a caller that
+    # reaches app-web directly sends the verified-certificate headers itself
+    with _app(settings, exchange_keys, trust=True) as through_nginx:
+        direct = TestClient(through_nginx.app, client=("198.51.100.40", 40004))
+        msg = _statistics(exchange_keys)
+        r = direct.post("/api/exchange/v1/messages", json={"messages": [msg]}, headers=VERIFIED)
+        assert (r.status_code, r.json()["error"]["code"]) == (401, "PEER_CERT_REQUIRED")
+        r = through_nginx.post("/api/exchange/v1/messages", json={"messages": [msg]}, headers=VERIFIED)
+        assert r.json()["results"] == [{"id": msg["id"], "status": "applied"}]
