@@ -4,6 +4,13 @@ deployed host through `pbox-admin`, which roles/app installs).
 `bootstrap` makes the first system, security or audit administrator at install time: there is no
 built-in account, and no one yet to grant the role (GB/T 22239 8.1.4.2 b, c). It is refused once
 an account holds that role; later accounts are made by the system administrator in the portal.
+
+Unlike accounts made by an administrator (which get only a one-time activation code, and whose
+owner sets the password and enrols the TOTP at first login, so no administrator ever holds their
+credentials), a bootstrapped account is enrolled at once: the operator at the host *is* that
+administrator, chooses its password here and is shown its TOTP secret once. Run it as the person
+who will hold the role (one operator per role where duties are separated); whoever is to hold a
+role later gets a fresh account from the system administrator instead.
 """
 
 import argparse
@@ -57,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     except AppError as e:
         detail = "; ".join(f"{f.field}: {f.message}" for f in e.fields) if e.fields else e.detail
         raise SystemExit(f"app-admin: {e.code}: {detail}") from None
-    # Shown once: the administrator enrols it in an authenticator app (TOTP, second factor).
+    # Shown once, to the operator who is this administrator: enrolled in an authenticator app (TOTP).
     print(f"created {args.role} {args.username} (staff id {made.staff_id})")
     print(f"TOTP secret: {made.totp_secret}")
     print(f"TOTP URI: {made.totp_uri}")

@@ -60,6 +60,8 @@ def main() -> None:
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        # X-Forwarded-For / -Proto only from the load balancers (the app's client_ip does the same)
+        forwarded_allow_ips=[str(net) for net in settings.trusted_proxies],
         **tls_options(settings),
     )
     sock = bind(config)

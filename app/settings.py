@@ -2,10 +2,11 @@
 
 import os
 from functools import cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -90,6 +91,11 @@ class Settings(BaseSettings):
     staff_session_max_seconds: int = 8 * 3600
     staff_password_min_length: int = 12
     staff_password_max_age_days: int = 90
+    # First login (separation of duties): how long an activation code handed out by the system
+    # administrator stays valid, and how long its owner has between setting the password and
+    # confirming the new TOTP.
+    staff_enrolment_code_seconds: int = 72 * 3600
+    staff_enrolment_step_seconds: int = 15 * 60
     # Longest an owner may authorize an enterprise to read a car's history.
     grant_max_days: int = 30
     # Full-history verification of an owner against the vehicle registration data of 公安交管
@@ -111,6 +117,13 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = 4 * 1024 * 1024
     max_attachment_bytes: int = 10 * 1024 * 1024
+
+    # Only requests from these addresses (CIDRs: the site's load balancers) may name the client's
+    # address in X-Real-IP / X-Forwarded-For; anyone else is recorded (audit log, rate limits) under
+    # the address it connects from.
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=lambda: [IPv4Network("127.0.0.0/8"), IPv6Network("::1/128")]
+    )
 
     host: str = "127.0.0.1"
     port: int = 8000

@@ -1,10 +1,14 @@
 """The object store (MinIO, S3 API) that keeps attachments; the database keeps only their metadata."""
 
+import logging
+
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.settings import Settings
+
+log = logging.getLogger("app.storage")
 
 
 class ObjectStore:
@@ -38,6 +42,15 @@ class ObjectStore:
 
     def get(self, key: str) -> bytes:
         return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def delete_many(self, keys: list[str]) -> None:
+        """Best effort, after the database change is committed: a failure is logged (with the key, for
+        the operator to remove by hand), not raised. A key already gone is no error."""
+        for key in keys:
+            try:
+                self._s3.delete_object(Bucket=self.bucket, Key=key)
+            except (ClientError, BotoCoreError):
+                log.warning("object not deleted", extra={"object_key": key})
 
     def ping(self) -> bool:
         try:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, Field
 
-from app.api.deps import RuntimeDep, StaffDep, client_ip
+from app.api.deps import RuntimeDep, StaffDep, client_ip, from_trusted_proxy
 from app.api.errors import ERROR_RESPONSES
 from app.domain.errors import AppError
 from app.exchange import admin as ops
@@ -31,7 +31,8 @@ def _node(rt: Runtime) -> ExchangeNode:
 
 def _caller(rt: Runtime, request: Request) -> str:
     node = _node(rt)
-    cn = client_cn(request, node.config.trust_proxy_client_cert)
+    # the proxy's certificate headers count only on connections from a trusted proxy
+    cn = client_cn(request, node.config.trust_proxy_client_cert and from_trusted_proxy(request))
     if cn is None:
         raise AppError("PEER_CERT_REQUIRED", 401)
     if cn not in node.peers:

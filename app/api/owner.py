@@ -67,6 +67,7 @@ def login(body: LoginIn, rt: RuntimeDep, request: Request) -> OwnerTokenOut:
     ip = client_ip(request)
     with rt.db.transaction() as s:
         owner_id = owners.authenticate(s, rt.crypto, rt.limiter, body.phone, body.password, ip)
+        gen = owners.token_generation(s, owner_id) if owner_id else 0
         # the phone number is personal data: the log names the account, or only the outcome
         rt.audit.record(
             s,
@@ -83,8 +84,64 @@ def login(body: LoginIn, rt: RuntimeDep, request: Request) -> OwnerTokenOut:
         )
     if owner_id is None:
         raise AppError("AUTH_INVALID_CREDENTIALS", 401, "手机号或密码错误")
-    tok, exp = rt.tokens.issue("owner", owner_id, rt.settings.owner_token_ttl_seconds)
+    tok, exp = rt.tokens.issue("owner", owner_id, rt.settings.owner_token_ttl_seconds, generation=gen)
     return OwnerTokenOut(access_token=tok, expires_at=exp)
+
+
+@router.post(
+    "/logout",
+    status_code=204,
+    summary="退出登录",
+    description="本账户已签发的全部令牌随即失效（各设备均需重新登录）。",
+)
+def logout(who: OwnerDep, rt: RuntimeDep) -> None:
+    with rt.db.transaction() as s:
+        owners.logout(s, rt.audit, who)
+
+
+class PasswordChangeIn(BaseModel):
+    password: str = Field(max_length=200, description="当前密码")
+    new_password: str = Field(max_length=200, description="新密码，至少 8 位")
+
+
+@router.post(
+    "/password",
+    summary="修改密码",
+    description="须提供当前密码；修改后其他会话全部失效，应答中的新令牌供本会话继续使用。",
+    responses={403: {"model": ErrorBody, "description": "PASSWORD_WRONG"}},
+)
+def change_password(body: PasswordChangeIn, who: OwnerDep, rt: RuntimeDep) -> OwnerTokenOut:
+    with rt.db.transaction() as s:
+        gen, error = owners.change_password(s, rt.limiter, rt.audit, who, body.password, body.new_password)
+    # committed first: a wrong current password counts towards the limit
+    if error is not None:
+        raise error
+    assert gen is not None
+    tok, exp = rt.tokens.issue("owner", who.id, rt.settings.owner_token_ttl_seconds, generation=gen)
+    return OwnerTokenOut(access_token=tok, expires_at=exp)
+
+
+class CloseIn(BaseModel):
+    password: str = Field(max_length=200, description="当前密码，确认注销")
+
+
+@router.post(
+    "/account/close",
+    status_code=204,
+    summary="注销账户",
+    description=(
+        "依《个人信息保护法》删除本人个人信息：手机号、姓名、身份证号码（密文及检索哈希）、密码、"
+        "车辆认证、对企业的授权（终止）、行驶证照片；待审核的认证申请撤回。维修记录依规定保留；"
+        "评价和投诉保留，但不再关联任何个人信息。注销不可恢复，记入审计日志。"
+    ),
+    responses={403: {"model": ErrorBody, "description": "PASSWORD_WRONG"}},
+)
+def close_account(body: CloseIn, who: OwnerDep, rt: RuntimeDep) -> None:
+    with rt.db.transaction() as s:
+        photos, error = owners.close_account(s, rt.limiter, rt.audit, who, body.password)
+    if error is not None:
+        raise error
+    rt.objects.delete_many(photos)
 
 
 @router.post(

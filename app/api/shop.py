@@ -36,11 +36,17 @@ class ShopTokenOut(BaseModel):
 def login(body: LoginIn, rt: RuntimeDep, request: Request) -> ShopTokenOut:
     with rt.db.transaction() as s:
         user = shops.authenticate(s, rt.limiter, body.username, body.password, client_ip(request))
-        user_id = user.id if user else None
+        user_id, gen = (user.id, user.token_generation) if user else (None, 0)
     if user_id is None:
         raise AppError("SHOP_INVALID_CREDENTIALS", 401)
-    tok, exp = rt.tokens.issue("shop", user_id, rt.settings.owner_token_ttl_seconds)
+    tok, exp = rt.tokens.issue("shop", user_id, rt.settings.owner_token_ttl_seconds, generation=gen)
     return ShopTokenOut(access_token=tok, expires_at=exp)
+
+
+@router.post("/logout", status_code=204, summary="退出登录", description="本账户已签发的全部令牌随即失效。")
+def logout(who: ShopDep, rt: RuntimeDep) -> None:
+    with rt.db.transaction() as s:
+        shops.logout(s, rt.audit, who)
 
 
 @router.get("/uploads", summary="本企业上传的记录（最新在前，含版本数即更正次数）")

@@ -1,4 +1,5 @@
-"""Staff API: login with password + TOTP, logout, password change; administration under separated duties."""
+"""Staff API: first login (own password, own TOTP), login with password + TOTP, logout, password change;
+administration under separated duties."""
 
 from datetime import datetime
 from typing import Annotated, Any
@@ -49,6 +50,69 @@ def login(body: LoginIn, rt: RuntimeDep, request: Request) -> SessionOut:
     return SessionOut(access_token=result.token, idle_timeout_seconds=rt.settings.staff_idle_timeout_seconds)
 
 
+class FirstLoginIn(BaseModel):
+    username: str = Field(max_length=40)
+    activation_code: str = Field(max_length=100, description="系统管理员创建或重置账户时给出的一次性激活码")
+    new_password: str = Field(max_length=200, description="本人设置的密码，须符合密码策略")
+
+
+class FirstLoginOut(BaseModel):
+    totp_secret: str = Field(description="动态口令密钥，仅此一次显示，请添加到手机的身份验证器应用")
+    totp_uri: str
+    enrolment_token: str = Field(description="第二步所用的一次性令牌")
+    expires_at: datetime
+
+
+class FirstLoginConfirmIn(BaseModel):
+    enrolment_token: str = Field(max_length=100)
+    totp_code: str = Field(max_length=10, description="身份验证器显示的 6 位动态口令")
+
+
+@router.post(
+    "/first-login",
+    summary="首次登录第一步：以激活码设置本人密码，取得动态口令密钥",
+    description=(
+        "新建或被重置的账户只能用激活码做此一步：设置本人密码后，应答给出新的动态口令密钥"
+        "（仅本人可见，管理员看不到）。激活码随即作废，由应答中的 enrolment_token 完成第二步。"
+    ),
+)
+def first_login(body: FirstLoginIn, rt: RuntimeDep, request: Request) -> FirstLoginOut:
+    with rt.db.transaction() as s:
+        made, error = rt.staff_auth.begin_enrolment(
+            s,
+            body.username,
+            body.activation_code,
+            body.new_password,
+            client_ip(request),
+            request.state.request_id,
+        )
+    if error is not None:
+        raise error
+    assert made is not None
+    return FirstLoginOut(
+        totp_secret=made.totp_secret,
+        totp_uri=made.totp_uri,
+        enrolment_token=made.enrolment_token,
+        expires_at=made.expires_at,
+    )
+
+
+@router.post(
+    "/first-login/confirm",
+    summary="首次登录第二步：以动态口令确认，完成后即登录",
+    description="确认前账户不能登录（ENROLMENT_REQUIRED）。",
+)
+def first_login_confirm(body: FirstLoginConfirmIn, rt: RuntimeDep, request: Request) -> SessionOut:
+    with rt.db.transaction() as s:
+        result = rt.staff_auth.finish_enrolment(
+            s, body.enrolment_token, body.totp_code, client_ip(request), request.state.request_id
+        )
+    if result.error is not None:
+        raise result.error
+    assert result.token is not None
+    return SessionOut(access_token=result.token, idle_timeout_seconds=rt.settings.staff_idle_timeout_seconds)
+
+
 @router.post(
     "/password", status_code=204, summary="修改密码", description="密码过期后也以此修改；修改后全部会话失效。"
 )
@@ -87,14 +151,15 @@ def logout(who: StaffDep, cred: BearerDep, rt: RuntimeDep) -> None:
 
 class StaffIn(BaseModel):
     username: str = Field(max_length=40)
-    password: str = Field(max_length=200, description="初始密码，须符合密码策略")
     display_name: str | None = Field(default=None, max_length=50)
 
 
 class StaffOut(BaseModel):
     staff_id: int
-    totp_secret: str = Field(description="动态口令密钥，仅此一次显示")
-    totp_uri: str
+    activation_code: str = Field(
+        description="一次性激活码，仅此一次显示：交给账户本人，用于首次登录（设置本人密码、绑定动态口令），不能用于登录"
+    )
+    expires_at: datetime
 
 
 class RoleIn(BaseModel):
@@ -102,20 +167,30 @@ class RoleIn(BaseModel):
     region_code: str | None = Field(default=None, pattern=r"^\d{6}$", description="监管人员的管辖区域")
 
 
-@admin.post("/staff", status_code=201, summary="创建工作人员账户（系统管理员）")
+@admin.post(
+    "/staff",
+    status_code=201,
+    summary="创建工作人员账户（系统管理员）",
+    description="只得到一次性激活码，不设密码、看不到动态口令密钥；本人首次登录后，由安全管理员分配角色。",
+)
 def create_staff(body: StaffIn, who: StaffDep, rt: RuntimeDep) -> StaffOut:
     with rt.db.transaction() as s:
         made = staff.create(
-            s,
-            rt.crypto,
-            rt.audit,
-            rt.settings.staff_password_min_length,
-            who,
-            body.username,
-            body.password,
-            body.display_name,
+            s, rt.audit, who, body.username, body.display_name, rt.settings.staff_enrolment_code_seconds
         )
-    return StaffOut(staff_id=made.staff_id, totp_secret=made.totp_secret, totp_uri=made.totp_uri)
+    return StaffOut(staff_id=made.staff_id, activation_code=made.activation_code, expires_at=made.expires_at)
+
+
+@admin.post(
+    "/staff/{staff_id}/reset",
+    summary="重置账户（系统管理员）",
+    description="忘记密码或丢失动态口令时：原密码、动态口令、全部会话和角色作废，得到新的一次性激活码，"
+    "由本人重新完成首次登录，再由安全管理员重新分配角色。",
+)
+def reset_staff(staff_id: int, who: StaffDep, rt: RuntimeDep) -> StaffOut:
+    with rt.db.transaction() as s:
+        made = staff.reset(s, rt.audit, who, staff_id, rt.settings.staff_enrolment_code_seconds)
+    return StaffOut(staff_id=made.staff_id, activation_code=made.activation_code, expires_at=made.expires_at)
 
 
 @admin.post("/staff/{staff_id}/disable", status_code=204, summary="停用账户（系统管理员）")

@@ -175,13 +175,16 @@ class OwnerAccount(Base):
     __tablename__ = "owner_account"
     __table_args__: ClassVar[dict[str, str]] = {"schema": "personal"}
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    phone_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
-    phone_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    phone_hash: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)  # NULL once closed
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     id_number_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
     id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     password_hash: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # carried in every token; raised by logout and password change, ending all earlier tokens
+    token_generation: Mapped[int] = mapped_column(server_default="0")
+    closed_at: Mapped[datetime | None]
 
 
 class OwnerVehicle(Base):
@@ -250,7 +253,7 @@ class StaffAccount(Base):
     display_name: Mapped[str | None] = mapped_column(String(50))
     password_hash: Mapped[str] = mapped_column(Text)
     password_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    totp_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    totp_enc: Mapped[bytes | None] = mapped_column(LargeBinary)  # NULL until the owner enrols it
     totp_last_step: Mapped[int] = mapped_column(BigInteger, server_default="0")
     role: Mapped[str | None] = mapped_column(String(20))
     region_code: Mapped[str | None] = mapped_column(String(6))
@@ -258,6 +261,11 @@ class StaffAccount(Base):
     locked_until: Mapped[datetime | None]
     disabled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # First login (app.security.staffauth): made or reset by an administrator, the account holds only
+    # a one-time enrolment secret (its SHA-256) until its owner sets the password and the TOTP.
+    enrol_secret_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    enrol_expires_at: Mapped[datetime | None]
+    enrolled_at: Mapped[datetime | None]
 
 
 class StaffSession(Base):
@@ -393,6 +401,7 @@ class EnterpriseUser(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     disabled_at: Mapped[datetime | None]
+    token_generation: Mapped[int] = mapped_column(server_default="0")  # see OwnerAccount
 
 
 class UploadRejection(Base):

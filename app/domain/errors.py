@@ -74,6 +74,7 @@ MESSAGES: dict[str, str] = {
     "REGISTRY_UNAVAILABLE": "车辆登记信息核验服务暂不可用，请稍后再试或上传行驶证照片申请认证",
     "ID_NUMBER_MISMATCH": "身份证号码与本账户登记的不一致",
     "NAME_REQUIRED": "请填写机动车所有人姓名",
+    "PASSWORD_WRONG": "当前密码错误",
     # access control and data-use rules
     "AUTHORIZATION_REQUIRED": "未获车主授权查看该车辆档案",
     "AUTHORIZATION_EXPIRED": "车主授权已过期",
@@ -94,6 +95,9 @@ MESSAGES: dict[str, str] = {
     "STAFF_NOT_FOUND": "工作人员账户不存在",
     "AUDIT_CHAIN_BROKEN": "审计日志哈希链断裂：记录被删除或改动",
     "USERNAME_FORMAT": "用户名只能包含小写字母、数字、点、下划线和连字符，3 至 40 位",
+    "ENROLMENT_REQUIRED": "该账户尚未完成首次登录：请用激活码设置本人密码并绑定动态口令",
+    "ENROLMENT_INVALID": "用户名或激活码错误，或激活码已使用、已过期",
+    "ENROLMENT_PENDING": "该账户尚未完成首次登录，不能分配角色",
     # portal: ratings, complaints, notices, 行驶证 claims, shop accounts, statistics
     "RATING_EXISTS": "该次维修已评价过，每次维修只能评价一次",
     "RATING_WINDOW_CLOSED": "已超过评价期限",

@@ -1,4 +1,6 @@
-"""Bearer tokens: an HMAC-signed payload with an expiry; revocation is checked against the credential row."""
+"""Bearer tokens: an HMAC-signed payload with an expiry; revocation is checked against the account row
+(an enterprise token's API credential; an owner's or shop user's token generation, which logout and a
+password change raise, so every earlier token of that account stops working)."""
 
 import base64
 import hashlib
@@ -19,6 +21,7 @@ class TokenClaims:
     subject: int  # enterprise id, owner id or shop user id
     credential: int | None  # the API credential an enterprise token was issued from
     expires: int
+    generation: int = 0  # the account's token generation when issued (tokens before it: 0)
 
 
 def _b64(data: bytes) -> str:
@@ -38,9 +41,12 @@ class TokenSigner:
     def _mac(self, body: str) -> str:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
 
-    def issue(self, kind: Kind, subject: int, ttl: int, credential: int | None = None) -> tuple[str, int]:
+    def issue(
+        self, kind: Kind, subject: int, ttl: int, credential: int | None = None, generation: int = 0
+    ) -> tuple[str, int]:
         expires = int(time.time()) + ttl
-        body = _b64(json.dumps({"k": kind, "s": subject, "c": credential, "e": expires}).encode())
+        payload = {"k": kind, "s": subject, "c": credential, "e": expires, "g": generation}
+        body = _b64(json.dumps(payload).encode())
         return f"v1.{body}.{self._mac(body)}", expires
 
     def verify(self, token: str, kind: Kind) -> TokenClaims:
@@ -49,7 +55,7 @@ class TokenSigner:
             if version != "v1" or not hmac.compare_digest(mac, self._mac(body)):
                 raise ValueError
             data = json.loads(_unb64(body))
-            claims = TokenClaims(data["k"], int(data["s"]), data["c"], int(data["e"]))
+            claims = TokenClaims(data["k"], int(data["s"]), data["c"], int(data["e"]), int(data.get("g", 0)))
         except (ValueError, KeyError, TypeError) as exc:
             raise AppError("TOKEN_INVALID", 401) from exc
         if claims.kind != kind:

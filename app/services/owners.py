@@ -27,6 +27,7 @@ from app.db.models import (
     OwnerVehicleScope,
     RepairRecord,
     Vehicle,
+    VehicleClaim,
 )
 from app.db.session import Database
 from app.domain.clock import now
@@ -147,6 +148,124 @@ def _transferred_at(session: Session, owner_id: int, vin: str) -> datetime | Non
             OwnerVehicle.full_via.is_not(None),
         )
     )
+
+
+def token_generation(session: Session, owner_id: int) -> int:
+    """What a new token of this account carries (app.security.tokens)."""
+    gen = session.scalar(
+        select(OwnerAccount.token_generation).where(
+            OwnerAccount.id == owner_id, OwnerAccount.closed_at.is_(None)
+        )
+    )
+    if gen is None:
+        raise AppError("TOKEN_INVALID", 401)
+    return gen
+
+
+def check_token(session: Session, owner_id: int, generation: int) -> None:
+    """A token issued before the account's last logout or password change, or of a closed account,
+    no longer works."""
+    acct = session.get(OwnerAccount, owner_id)
+    if acct is None or acct.closed_at is not None:
+        raise AppError("TOKEN_INVALID", 401)
+    if generation != acct.token_generation:
+        raise AppError("SESSION_REVOKED", 401)
+
+
+def _audit(
+    audit: AuditLog, session: Session, who: Principal, action: str, outcome: str, **detail: str
+) -> None:
+    event = Event(
+        who.actor_kind, str(who.id), action, f"owner:{who.id}", outcome, detail, who.request_id, who.client_ip
+    )
+    audit.record(session, event)
+
+
+def logout(session: Session, audit: AuditLog, who: Principal) -> None:
+    """Ends every token of the account (tokens are not stored, so one cannot be ended alone)."""
+    session.execute(
+        update(OwnerAccount)
+        .where(OwnerAccount.id == who.id)
+        .values(token_generation=OwnerAccount.token_generation + 1)
+    )
+    _audit(audit, session, who, "owner.logout", "success")
+
+
+def _check_current(
+    session: Session, limiter: FailureLimiter, who: Principal, password: str
+) -> tuple[OwnerAccount | None, AppError | None]:
+    """The account if `password` is its current one; a wrong one counts towards the owner's limit
+    (the caller commits the failure before refusing)."""
+    subjects = {f"owner-id:{who.id}": 1}
+    limiter.check(session, subjects)
+    acct = session.get(OwnerAccount, who.id, with_for_update=True)
+    if acct is None or acct.closed_at is not None:
+        return None, AppError("TOKEN_INVALID", 401)
+    if not verify_secret(acct.password_hash, password):
+        limiter.record_failure(session, subjects)
+        return None, AppError("PASSWORD_WRONG", 403)
+    return acct, None
+
+
+def change_password(
+    session: Session, limiter: FailureLimiter, audit: AuditLog, who: Principal, current: str, new: str
+) -> tuple[int | None, AppError | None]:
+    """The new token generation on success (every other session ends), or the refusal, audited
+    either way; returned rather than raised so a wrong password's failure count is committed."""
+    acct, error = _check_current(session, limiter, who, current)
+    if acct is not None:
+        if len(new) < 8:
+            error = AppError("PASSWORD_WEAK", 422)
+        elif verify_secret(acct.password_hash, new):
+            error = AppError("PASSWORD_REUSED", 422)
+        else:
+            acct.password_hash = hash_secret(new)
+            acct.token_generation += 1
+    _audit(
+        audit,
+        session,
+        who,
+        "owner.password_change",
+        "failure" if error else "success",
+        reason=error.code if error else "ok",
+    )
+    return (None if error or acct is None else acct.token_generation), error
+
+
+def close_account(
+    session: Session, limiter: FailureLimiter, audit: AuditLog, who: Principal, password: str
+) -> tuple[list[str], AppError | None]:
+    """个人信息保护法 第四十七条: the owner's personal data is erased when the account is closed.
+
+    Erased: phone, name and ID number (ciphertext and keyed hashes), the password, the bindings of
+    cars, the grants to enterprises (ended), pending 行驶证 claims, and every claim's photo and plate
+    (a reviewed claim keeps only its review). Kept: the repair records (the shops' records, which
+    the rules require to be kept), ratings and complaints, which keep pointing at the emptied
+    account row and so at nobody. Returns the claim photos' object keys, for the caller to delete
+    from the object store once this is committed."""
+    acct, error = _check_current(session, limiter, who, password)
+    if acct is None:
+        _audit(audit, session, who, "owner.close", "failure", reason=error.code if error else "-")
+        return [], error
+    t = now()
+    acct.phone_hash = acct.phone_enc = acct.name_enc = acct.id_number_hash = acct.id_number_enc = None
+    acct.password_hash = "!"  # noqa: S105 - not an argon2 hash: nothing verifies against it
+    acct.token_generation += 1
+    acct.closed_at = t
+    session.execute(delete(OwnerVehicle).where(OwnerVehicle.owner_id == who.id))  # scopes cascade
+    session.execute(delete(OwnerNotification).where(OwnerNotification.owner_id == who.id))
+    session.execute(
+        update(HistoryGrant)
+        .where(HistoryGrant.owner_id == who.id, HistoryGrant.revoked_at.is_(None))
+        .values(revoked_at=t)
+    )
+    photos = list(session.scalars(select(VehicleClaim.object_key).where(VehicleClaim.owner_id == who.id)))
+    session.execute(
+        delete(VehicleClaim).where(VehicleClaim.owner_id == who.id, VehicleClaim.status == "pending")
+    )
+    session.execute(update(VehicleClaim).where(VehicleClaim.owner_id == who.id).values(plate_no=None))
+    _audit(audit, session, who, "owner.close", "success")
+    return [k for k in photos if k], None
 
 
 def bind_vehicle(

@@ -4,7 +4,7 @@ the car histories owners have shared with it."""
 import re
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from app.db.models import (
 )
 from app.domain.clock import now
 from app.domain.errors import AppError, FieldError
+from app.security.auditlog import AuditLog, Event
 from app.security.passwords import hash_secret, verify_secret
 from app.security.ratelimit import FailureLimiter
 from app.security.rbac import Perm, Principal, require
@@ -69,6 +70,28 @@ def active_user(session: Session, user_id: int) -> EnterpriseUser:
     if user is None or user.disabled_at is not None:
         raise AppError("TOKEN_INVALID", 401)
     return user
+
+
+def logout(session: Session, audit: AuditLog, who: Principal) -> None:
+    """Ends every token of the user (tokens are not stored, so one cannot be ended alone)."""
+    session.execute(
+        update(EnterpriseUser)
+        .where(EnterpriseUser.id == who.id)
+        .values(token_generation=EnterpriseUser.token_generation + 1)
+    )
+    audit.record(
+        session,
+        Event(
+            who.actor_kind,
+            str(who.id),
+            "shop.logout",
+            f"shop_user:{who.id}",
+            "success",
+            {},
+            who.request_id,
+            who.client_ip,
+        ),
+    )
 
 
 def _settlement_no(raw: Any) -> str | None:

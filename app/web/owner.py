@@ -15,7 +15,7 @@ from app.security.auditlog import Event
 from app.security.reads import ReadService
 from app.security.vehicle_registry import Answer
 from app.services import claims, complaints, owners, ratings
-from app.web.session import WebOwner, safe_next, same_origin, set_cookie, signed_out
+from app.web.session import WebOwner, end_session, safe_next, same_origin, set_cookie, signed_out
 from app.web.templating import render
 
 router = APIRouter(prefix="/owner", include_in_schema=False, dependencies=[Depends(same_origin)])
@@ -81,6 +81,7 @@ def login(
     try:
         with rt.db.transaction() as s:
             owner_id = owners.authenticate(s, rt.crypto, rt.limiter, form["phone"], password, ip)
+            gen = owners.token_generation(s, owner_id) if owner_id else 0
             rt.audit.record(
                 s,
                 Event(
@@ -99,15 +100,84 @@ def login(
     if owner_id is None:
         return render(request, "owner/login.html", status=401, form=form, errors=["手机号或密码错误"])
     ttl = rt.settings.owner_token_ttl_seconds
-    token, _ = rt.tokens.issue("owner", owner_id, ttl)
+    token, _ = rt.tokens.issue("owner", owner_id, ttl, generation=gen)
     response = _see(safe_next(next, "/owner"))
     set_cookie(request, response, "owner", token, ttl)
     return response
 
 
 @router.post("/logout")
-def logout() -> RedirectResponse:
+def logout(request: Request, rt: RuntimeDep) -> RedirectResponse:
+    end_session(request, rt, "owner")
     return signed_out("owner")
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account_page(request: Request, who: WebOwner, done: str = "") -> HTMLResponse:
+    return render(
+        request,
+        "owner/account.html",
+        errors=[],
+        close_errors=[],
+        done="密码已修改，其他设备上的登录已失效。" if done == "password" else "",
+    )
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+def change_password(
+    request: Request,
+    rt: RuntimeDep,
+    who: WebOwner,
+    password: Annotated[str, Form(max_length=200)] = "",
+    new_password: Annotated[str, Form(max_length=200)] = "",
+    new_password2: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    def again(status: int, message: str) -> HTMLResponse:
+        return render(
+            request, "owner/account.html", status=status, errors=[message], close_errors=[], done=""
+        )
+
+    if new_password != new_password2:
+        return again(422, "两次输入的新密码不一致")
+    try:
+        with rt.db.transaction() as s:
+            gen, error = owners.change_password(s, rt.limiter, rt.audit, who, password, new_password)
+    except AppError as exc:
+        return again(exc.status, exc.detail)
+    if error is not None or gen is None:
+        assert error is not None
+        return again(error.status, error.detail)
+    ttl = rt.settings.owner_token_ttl_seconds
+    token, _ = rt.tokens.issue("owner", who.id, ttl, generation=gen)
+    response = _see("/owner/account?done=password")
+    set_cookie(request, response, "owner", token, ttl)
+    return response
+
+
+@router.post("/account/close", response_class=HTMLResponse)
+def close_account(
+    request: Request,
+    rt: RuntimeDep,
+    who: WebOwner,
+    password: Annotated[str, Form(max_length=200)] = "",
+    confirm: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    def again(status: int, message: str) -> HTMLResponse:
+        return render(
+            request, "owner/account.html", status=status, errors=[], close_errors=[message], done=""
+        )
+
+    if confirm != "注销":
+        return again(422, "请在确认框中输入“注销”")
+    try:
+        with rt.db.transaction() as s:
+            photos, error = owners.close_account(s, rt.limiter, rt.audit, who, password)
+    except AppError as exc:
+        return again(exc.status, exc.detail)
+    if error is not None:
+        return again(error.status, error.detail)
+    rt.objects.delete_many(photos)
+    return signed_out("owner", "/?closed=1")
 
 
 def _home(

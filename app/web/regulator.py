@@ -63,11 +63,89 @@ def login(
             status=result.error.status,
             form=form,
             errors=[result.error.detail],
+            first_login=result.error.code == "ENROLMENT_REQUIRED",
         )
     assert result.token is not None
     response = _see(safe_next(next, "/regulator"))
     set_cookie(request, response, "staff", result.token, rt.settings.staff_session_max_seconds)
     return response
+
+
+@router.get("/staff/first-login", response_class=HTMLResponse)
+def first_login_page(request: Request) -> HTMLResponse:
+    return render(request, "regulator/first_login.html", form={}, errors=[])
+
+
+@router.post("/staff/first-login", response_class=HTMLResponse)
+def first_login(
+    request: Request,
+    rt: RuntimeDep,
+    username: Annotated[str, Form(max_length=40)] = "",
+    activation_code: Annotated[str, Form(max_length=100)] = "",
+    new_password: Annotated[str, Form(max_length=200)] = "",
+    new_password2: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Step one: the activation code and the person's own password give the new TOTP secret, shown
+    on the next page together with the form for step two."""
+    form = {"username": username.strip()}
+    if not (username.strip() and activation_code.strip() and new_password):
+        errors = ["请填写用户名、激活码和新密码"]
+    elif new_password != new_password2:
+        errors = ["两次输入的新密码不一致"]
+    else:
+        with rt.db.transaction() as s:
+            made, error = rt.staff_auth.begin_enrolment(
+                s,
+                form["username"],
+                activation_code,
+                new_password,
+                client_ip(request),
+                request.state.request_id,
+            )
+        if error is None and made is not None:
+            return render(request, "regulator/first_login_totp.html", enrolment=made, errors=[])
+        assert error is not None
+        return render(
+            request, "regulator/first_login.html", status=error.status, form=form, errors=[error.detail]
+        )
+    return render(request, "regulator/first_login.html", status=422, form=form, errors=errors)
+
+
+@router.post("/staff/first-login/confirm", response_class=HTMLResponse)
+def first_login_confirm(
+    request: Request,
+    rt: RuntimeDep,
+    enrolment_token: Annotated[str, Form(max_length=100)] = "",
+    totp_secret: Annotated[str, Form(max_length=64)] = "",
+    totp_uri: Annotated[str, Form(max_length=300)] = "",
+    totp_code: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """Step two: a code from the new authenticator. Done, the person signs in as usual once the
+    security administrator has given the account its role."""
+    with rt.db.transaction() as s:
+        result = rt.staff_auth.finish_enrolment(
+            s, enrolment_token, totp_code, client_ip(request), request.state.request_id
+        )
+    if result.error is not None:
+        # the page shows the same secret again (it came from this person's own step one)
+        again = {"totp_secret": totp_secret, "totp_uri": totp_uri, "enrolment_token": enrolment_token}
+        return render(
+            request,
+            "regulator/first_login_totp.html",
+            status=result.error.status,
+            enrolment=again,
+            errors=[result.error.detail],
+        )
+    with rt.db.transaction() as s:
+        if result.token:
+            rt.staff_auth.logout(s, result.token)  # the portal signs in through its own login page
+    return render(
+        request,
+        "regulator/login.html",
+        form={},
+        errors=[],
+        done="首次登录已完成。安全管理员为账户分配角色后，请用新密码和动态口令登录。",
+    )
 
 
 @router.post("/staff/logout")

@@ -10,9 +10,10 @@ from urllib.parse import quote, urlsplit
 from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.api.deps import RuntimeDep, client_ip, shop_principal
+from app.api.deps import RuntimeDep, client_ip, owner_principal, shop_principal
 from app.domain.errors import AppError
-from app.security.rbac import Principal, Role
+from app.security.rbac import Principal
+from app.services import owners, shops
 
 COOKIES = {"owner": "pbox_owner", "staff": "pbox_staff", "shop": "pbox_shop"}
 LOGIN_PAGES = {"owner": "/owner/login", "staff": "/staff/login", "shop": "/shop/login"}
@@ -48,6 +49,19 @@ def signed_out(kind: str, to: str = "/") -> RedirectResponse:
     return r
 
 
+def end_session(request: Request, rt: RuntimeDep, kind: str) -> None:
+    """Logout ends the token itself, not only the browser's copy of it (owner and shop portals)."""
+    token = request.cookies.get(COOKIES[kind])
+    if not token:
+        return
+    try:
+        who = owner_principal(rt, token, request) if kind == "owner" else shop_principal(rt, token, request)
+    except AppError:
+        return  # already ended
+    with rt.db.transaction() as s:
+        (owners.logout if kind == "owner" else shops.logout)(s, rt.audit, who)
+
+
 def _token(request: Request, kind: str) -> str:
     token = request.cookies.get(COOKIES[kind])
     if not token:
@@ -58,10 +72,9 @@ def _token(request: Request, kind: str) -> str:
 def web_owner(request: Request, rt: RuntimeDep) -> Principal:
     token = _token(request, "owner")
     try:
-        claims = rt.tokens.verify(token, "owner")
+        return owner_principal(rt, token, request)
     except AppError as exc:
         raise LoginRequired("owner", request.url.path) from exc
-    return Principal(Role.OWNER, claims.subject, request.state.request_id, client_ip(request))
 
 
 def web_staff(request: Request, rt: RuntimeDep) -> Principal:

@@ -12,7 +12,7 @@ from app.domain.errors import AppError, FieldError
 from app.domain.reference import code_tables
 from app.security.reads import ReadService
 from app.services import complaints, corrections, enterprises, ratings, records, shops
-from app.web.session import WebShop, safe_next, same_origin, set_cookie, signed_out
+from app.web.session import WebShop, end_session, safe_next, same_origin, set_cookie, signed_out
 from app.web.templating import render
 
 router = APIRouter(prefix="/shop", include_in_schema=False, dependencies=[Depends(same_origin)])
@@ -41,20 +41,21 @@ def login(
     try:
         with rt.db.transaction() as s:
             user = shops.authenticate(s, rt.limiter, form["username"], password, client_ip(request))
-            user_id = user.id if user else None
+            user_id, gen = (user.id, user.token_generation) if user else (None, 0)
     except AppError as exc:
         return render(request, "shop/login.html", status=exc.status, form=form, errors=[exc.detail])
     if user_id is None:
         return render(request, "shop/login.html", status=401, form=form, errors=["用户名或密码错误"])
     ttl = rt.settings.owner_token_ttl_seconds
-    token, _ = rt.tokens.issue("shop", user_id, ttl)
+    token, _ = rt.tokens.issue("shop", user_id, ttl, generation=gen)
     response = _see(safe_next(next, "/shop"))
     set_cookie(request, response, "shop", token, ttl)
     return response
 
 
 @router.post("/logout")
-def logout() -> RedirectResponse:
+def logout(request: Request, rt: RuntimeDep) -> RedirectResponse:
+    end_session(request, rt, "shop")
     return signed_out("shop")
 
 

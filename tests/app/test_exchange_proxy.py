@@ -40,7 +40,7 @@ def _app(settings, keys, trust: bool) -> TestClient:
             signing_public_key=peer.public_pem(),
         )
     ]
-    return TestClient(create_app(s))
+    return TestClient(create_app(s), client=("127.0.0.1", 50000))  # from nginx: a trusted proxy
 
 
 def _statistics(keys) -> dict:
