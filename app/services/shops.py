@@ -14,6 +14,7 @@ from app.domain.errors import AppError, FieldError
 from app.security.passwords import hash_secret, verify_secret
 from app.security.ratelimit import FailureLimiter
 from app.security.rbac import Perm, Principal, require
+from app.services import enterprises
 
 _USERNAME = re.compile(r"^[a-z0-9._-]{3,40}$")
 
@@ -60,6 +61,7 @@ def active_user(session: Session, user_id: int) -> EnterpriseUser:
     user = session.get(EnterpriseUser, user_id)
     if user is None or user.disabled_at is not None:
         raise AppError("TOKEN_INVALID", 401)
+    enterprises.require_active(session, user.enterprise_id)  # a suspended enterprise's people too
     return user
 
 
