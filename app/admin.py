@@ -64,7 +64,8 @@ def import_roster(path: Path) -> int:
         print(f"{path.name} 第 {line} 行：{'；'.join(reasons)}", file=sys.stderr)
     print(
         f"导入 {report.imported} 行，错误 {len(report.bad)} 行（未导入）；"
-        f"审核通过 {len(report.approved)} 家，暂停 {len(report.suspended)} 家，恢复 {len(report.reinstated)} 家"
+        f"审核通过 {len(report.approved)} 家，暂停 {len(report.suspended)} 家，"
+        f"恢复 {len(report.reinstated)} 家"
     )
     changes = (("审核通过", report.approved), ("暂停", report.suspended), ("恢复", report.reinstated))
     for label, usccs in changes:
