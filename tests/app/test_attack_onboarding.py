@@ -24,9 +24,11 @@ REG = "/api/v1/regulator"
 
 
 def register(client, **profile) -> dict:
-    r = client.post(f"{COLLECTION}/enterprises", json={**make_enterprise(), **profile})
+    """The answer to a registration, with the USCC registered (the attacker knows it, having sent it)."""
+    body = {**make_enterprise(), **profile}
+    r = client.post(f"{COLLECTION}/enterprises", json=body)
     assert r.status_code == 201, r.text
-    return r.json()
+    return {**r.json(), "uscc": body["uscc"]}
 
 
 def token(client, cred: dict):
@@ -54,9 +56,6 @@ def listed(client, name: str) -> list[str]:
 def test_self_registered_enterprise_cannot_get_a_token_upload_or_be_listed(client):
     name = f"冒名汽修{uuid.uuid4().hex[:6]}"
     cred = register(client, name=name)
-    # the credential comes back once (the software keeps it), marked pending
-    assert cred["status"] == "pending" and cred["secret"] and cred["key_id"], cred
-    assert "待" in cred["message"]
     r = token(client, cred)
     assert (r.status_code, r.json()["error"]["code"]) == (403, "ENTERPRISE_PENDING"), r.text
     assert "待审核" in r.json()["error"]["message"]
@@ -65,10 +64,10 @@ def test_self_registered_enterprise_cannot_get_a_token_upload_or_be_listed(clien
     assert r.status_code == 401
     # not in the public directory, and its page is as unknown as a USCC never registered
     assert listed(client, name) == []
-    uscc = client.post(
-        f"{COLLECTION}/enterprises/status", json={"key_id": cred["key_id"], "secret": cred["secret"]}
-    ).json()["uscc"]
-    assert client.get(f"/api/v1/public/enterprises/{uscc}").status_code == 404
+    assert client.get(f"/api/v1/public/enterprises/{cred['uscc']}").status_code == 404
+    # the credential came back once (the software keeps it), marked pending
+    assert cred["status"] == "pending" and cred["secret"] and cred["key_id"], cred
+    assert "待" in cred["message"]
     # it can ask where it stands
     r = client.post(
         f"{COLLECTION}/enterprises/status", json={"key_id": cred["key_id"], "secret": cred["secret"]}
@@ -94,21 +93,20 @@ def national_register(client, **override) -> dict:
 
 def test_national_registration_answers_pending_and_gives_no_token(client):
     info = national_register(client)
-    # registration taken (the software must keep its companycode), clearly pending approval
-    assert info["code"] == "1" and info["companycode"] and info["status"] == "pending", info
-    assert "待审核" in info["message"] and "pending approval" in info["message"]
     tok = call(
         client, "carhealth/token", {"companycode": info["companycode"], "companypassword": "shop-pass-123"}
     )
     assert tok["code"] == "0" and tok["errcode"] == "ENTERPRISE_PENDING" and "待审核" in tok["message"], tok
     assert "access_token" not in tok
+    # registration taken (the software must keep its companycode), clearly pending approval
+    assert info["code"] == "1" and info["companycode"] and info["status"] == "pending", info
+    assert "待审核" in info["message"] and "pending approval" in info["message"]
 
 
 def test_regulator_of_another_region_cannot_approve(client, admins, engine):
     cred = register(client, region_code="320602", name=f"南通待审汽修{uuid.uuid4().hex[:6]}")
-    uscc = client.post(
-        f"{COLLECTION}/enterprises/status", json={"key_id": cred["key_id"], "secret": cred["secret"]}
-    ).json()["uscc"]
+    uscc = cred["uscc"]
+    assert token(client, cred).status_code == 403  # pending
     elsewhere = regulator(client, admins, "320400")  # 常州: not the enterprise's region
     r = client.post(f"{REG}/enterprises/{uscc}/review", json={"approve": True}, headers=elsewhere.headers)
     assert (r.status_code, r.json()["error"]["code"]) == (403, "REGION_FORBIDDEN"), r.text
@@ -144,10 +142,8 @@ def test_regulator_of_another_region_cannot_approve(client, admins, engine):
 
 def test_refusal_needs_a_reason_is_audited_and_the_enterprise_is_told(client, admins, engine):
     cred = register(client, region_code="320602")
-    status = client.post(
-        f"{COLLECTION}/enterprises/status", json={"key_id": cred["key_id"], "secret": cred["secret"]}
-    )
-    uscc = status.json()["uscc"]
+    uscc = cred["uscc"]
+    assert token(client, cred).status_code == 403  # pending
     reg = regulator(client, admins, "320602")
     r = client.post(f"{REG}/enterprises/{uscc}/review", json={"approve": False}, headers=reg.headers)
     assert (r.status_code, r.json()["error"]["code"]) == (422, "REASON_REQUIRED")
@@ -177,8 +173,8 @@ def test_roster_listed_enterprise_is_approved_at_registration_but_not_its_impers
     assert report.imported == 1 and not report.bad
     # USCCs are public: someone else's USCC with another licence number (or region) waits for review
     fake = register(client, **{**licensed, "licence_no": "伪造许可证号"})
+    assert token(client, fake).status_code == 403
     assert fake["status"] == "pending"
-    assert token(client, fake).json()["error"]["code"] == "ENTERPRISE_PENDING"
 
     other = make_enterprise(name=f"名册内汽修{uuid.uuid4().hex[:6]}")
     import_roster(client, roster_row(other))
@@ -194,10 +190,10 @@ def test_revoked_licence_in_reimported_roster_suspends_and_its_live_token_stops(
     shop = Shop(client, name=f"将被吊销汽修{uuid.uuid4().hex[:6]}")
     assert shop.upload(make_record("LIVE-1", make_vin())).status_code == 200
     report = import_roster(client, roster_row(shop.profile, status="吊销"))
-    assert report.suspended == [shop.profile["uscc"]]
     # the token issued before the suspension stops working at once
     r = shop.upload(make_record("LIVE-2", make_vin()))
     assert (r.status_code, r.json()["error"]["code"]) == (403, "ENTERPRISE_SUSPENDED"), r.text
+    assert report.suspended == [shop.profile["uscc"]]
     assert "吊销" in r.json()["error"]["message"]
     assert client.get(f"{COLLECTION}/credentials", headers=shop.headers).status_code == 403
     # and no new one is issued, through either door
@@ -222,8 +218,8 @@ def test_an_expired_licence_suspends_too(client):
     report = import_roster(
         client, roster_row(shop.profile, valid_until=str(date.today() - timedelta(days=2)))
     )
-    assert report.suspended == [shop.profile["uscc"]]
     assert shop.upload(make_record("EXP-1", make_vin())).status_code == 403
+    assert report.suspended == [shop.profile["uscc"]]
 
 
 def test_roster_import_reports_bad_rows_and_imports_the_good(client):
@@ -318,6 +314,7 @@ def test_coverage_is_uploading_over_licensed_per_category_and_region(client, adm
 def test_regulator_approves_on_the_portal_page(client, admins, engine):
     name = f"页面审核汽修{uuid.uuid4().hex[:6]}"
     cred = register(client, region_code="320602", name=name)
+    assert token(client, cred).status_code == 403  # pending
     reg = regulator(client, admins, "320602")
     web = TestClient(client.app)
     r = web.post(
@@ -327,9 +324,7 @@ def test_regulator_approves_on_the_portal_page(client, admins, engine):
     assert "企业注册审核" in web.get("/regulator").text
     page = web.get("/regulator/enterprises")
     assert page.status_code == 200 and name in page.text
-    uscc = client.post(
-        f"{COLLECTION}/enterprises/status", json={"key_id": cred["key_id"], "secret": cred["secret"]}
-    ).json()["uscc"]
+    uscc = cred["uscc"]
     r = web.post(f"/regulator/enterprises/{uscc}/review", data={"decision": "reject", "reason": ""})
     assert r.status_code == 422 and "不通过时须填写原因" in r.text
     r = web.post(
