@@ -71,23 +71,37 @@ def register(
     request_id: str | None = None,
 ) -> Registered:
     """A new enterprise with its first credential (the secret is generated unless the caller chose
-    one): active at once if the licence roster vouches for it, pending a regulator's review if not."""
+    one): active at once if the licence roster vouches for it, pending a regulator's review if not.
+
+    USCCs are public, so someone may register a shop's USCC before the shop does. Such a squatter
+    never held a token, so its row is taken over (its credentials revoked) by a registration the
+    roster vouches for while it is pending, or by any registration once a regulator refused it."""
     on_roster = roster_match(session, data) is not None
     status = "active" if on_roster else "pending"
+    values = {**data.model_dump(), "status": status, "status_source": "roster" if on_roster else "register",
+              "status_reason": None, "status_by": None, "status_at": now()}  # fmt: skip
+    detail: dict[str, Any] = {"status": status, "via": "roster" if on_roster else "self"}
     ent_id = session.scalar(
-        pg_insert(Enterprise)
-        .values(**data.model_dump(), status=status, status_source="roster" if on_roster else "register",
-                status_at=now())
-        .on_conflict_do_nothing(index_elements=["uscc"])
-        .returning(Enterprise.id)
-    )  # fmt: skip
+        pg_insert(Enterprise).values(**values).on_conflict_do_nothing(index_elements=["uscc"]).returning(Enterprise.id)
+    )
     if ent_id is None:
-        raise AppError("ENTERPRISE_EXISTS", 409)
+        held = session.scalar(select(Enterprise).where(Enterprise.uscc == data.uscc).with_for_update())
+        assert held is not None
+        if not (held.status == "refused" or (held.status == "pending" and on_roster)):
+            raise AppError("ENTERPRISE_EXISTS", 409)
+        detail["replaced"] = held.status
+        session.execute(update(Enterprise).where(Enterprise.id == held.id).values(**values))
+        session.execute(
+            update(ApiCredential)
+            .where(ApiCredential.enterprise_id == held.id, ApiCredential.revoked_at.is_(None))
+            .values(revoked_at=now())
+        )
+        ent_id = held.id
     cred = issue_credential(session, ent_id, "首个接入凭证", secret)
     audit.record(
         session,
-        Event("public", data.uscc, "enterprise.register", f"enterprise:{ent_id}", "success",
-              {"status": status, "via": "roster" if on_roster else "self"}, request_id, client_ip),
+        Event("public", data.uscc, "enterprise.register", f"enterprise:{ent_id}", "success", detail,
+              request_id, client_ip),
     )  # fmt: skip
     return Registered(ent_id, cred, status)
 

@@ -54,6 +54,7 @@ def authenticate(
         limiter.record_failure(session, subjects)
         return None
     limiter.clear(session, f"shop:{username}")
+    enterprises.require_active(session, user.enterprise_id)  # says why: pending, refused, suspended
     return user
 
 

@@ -334,3 +334,53 @@ def test_regulator_approves_on_the_portal_page(client, admins, engine):
     assert name not in web.get("/regulator/enterprises").text
     assert token(client, cred).status_code == 200
     assert [e[2] for e in events(engine, f"enterprise:{cred['enterprise_id']}")][-1] == "enterprise.approve"
+
+
+def test_squatting_a_shops_public_uscc_does_not_lock_the_shop_out(client, admins):
+    """USCCs are public: a squatter registering a real shop's USCC first must not keep the shop out."""
+    real = make_enterprise(name=f"真实汽修{uuid.uuid4().hex[:6]}") | {"region_code": "320602"}
+    squatter = register(client, **{**real, "name": "抢注者", "licence_no": "乱填"})
+    assert token(client, squatter).status_code == 403
+    # the shop is on the roster: its own registration takes the pending row over
+    import_roster(client, roster_row(real))
+    mine = register(client, **real)
+    assert mine["status"] == "active" and mine["enterprise_id"] == squatter["enterprise_id"]
+    assert token(client, mine).status_code == 200
+    assert token(client, squatter).json()["error"]["code"] == "AUTH_INVALID_CREDENTIALS"  # revoked
+    # once approved, nobody takes it over
+    again = client.post(f"{COLLECTION}/enterprises", json=real)
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "ENTERPRISE_EXISTS")
+
+    # not on the roster: the regulator refuses the squatter, then the shop registers and waits
+    other = make_enterprise() | {"region_code": "320602"}
+    squatter = register(client, **other)
+    r = regulator(client, admins, "320602")
+    assert (
+        client.post(
+            f"{REG}/enterprises/{other['uscc']}/review",
+            json={"approve": False, "reason": "冒用他人统一社会信用代码"},
+            headers=r.headers,
+        ).status_code
+        == 200
+    )
+    mine = register(client, **other)
+    assert mine["status"] == "pending"
+    assert token(client, mine).json()["error"]["code"] == "ENTERPRISE_PENDING"
+    assert token(client, squatter).json()["error"]["code"] == "AUTH_INVALID_CREDENTIALS"
+
+
+def test_shop_staff_of_a_suspended_enterprise_are_refused(client):
+    shop = Shop(client)
+    name = "u" + uuid.uuid4().hex[:10]
+    r = client.post(
+        f"{COLLECTION}/users", json={"username": name, "password": "shop-pass-1"}, headers=shop.headers
+    )
+    assert r.status_code == 201, r.text
+    login = client.post("/api/v1/shop/token", json={"username": name, "password": "shop-pass-1"})
+    staff = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    assert client.get("/api/v1/shop/uploads", headers=staff).status_code == 200
+    import_roster(client, roster_row(shop.profile, status="暂停"))
+    r = client.get("/api/v1/shop/uploads", headers=staff)
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "ENTERPRISE_SUSPENDED")
+    r = client.post("/api/v1/shop/token", json={"username": name, "password": "shop-pass-1"})
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "ENTERPRISE_SUSPENDED")
