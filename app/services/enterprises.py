@@ -82,7 +82,10 @@ def register(
               "status_reason": None, "status_by": None, "status_at": now()}  # fmt: skip
     detail: dict[str, Any] = {"status": status, "via": "roster" if on_roster else "self"}
     ent_id = session.scalar(
-        pg_insert(Enterprise).values(**values).on_conflict_do_nothing(index_elements=["uscc"]).returning(Enterprise.id)
+        pg_insert(Enterprise)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["uscc"])
+        .returning(Enterprise.id)
     )
     if ent_id is None:
         held = session.scalar(select(Enterprise).where(Enterprise.uscc == data.uscc).with_for_update())
