@@ -11,18 +11,23 @@ credentials), a bootstrapped account is enrolled at once: the operator at the ho
 administrator, chooses its password here and is shown its TOTP secret once. Run it as the person
 who will hold the role (one operator per role where duties are separated); whoever is to hold a
 role later gets a fresh account from the system administrator instead.
+
+`roster import FILE.csv|FILE.xlsx` imports the province's licence roster (道路运政 licensed shops;
+columns in docs/operations.md): the good rows are imported, each bad row is printed with its line
+number and reasons, and the exit status is 1 if any row was bad (2 if the file could not be read).
 """
 
 import argparse
 import getpass
 import sys
+from pathlib import Path
 
 from app.db.session import Database
 from app.domain.errors import AppError
 from app.runtime import field_cipher
 from app.security.auditlog import AuditLog
 from app.security.rbac import Role
-from app.services import staff
+from app.services import roster, staff
 from app.settings import get_settings
 
 ADMIN_ROLES = (Role.SYSTEM_ADMIN, Role.SECURITY_ADMIN, Role.AUDIT_ADMIN)
@@ -49,6 +54,33 @@ def bootstrap(role: Role, username: str, password: str) -> staff.NewStaff:
         db.dispose()
 
 
+def import_roster(path: Path) -> int:
+    """The exit status: 0 all rows imported, 1 some rows bad (the good ones imported), 2 file unreadable."""
+    settings = get_settings()
+    db = Database(settings.database_url, pool_size=1, max_overflow=0)
+    audit = AuditLog("sm3" if settings.crypto_suite == "sm" else "sha256")
+    try:
+        with db.transaction() as session:
+            report = roster.import_file(session, audit, path, f"app-admin:{getpass.getuser()}")
+    except roster.RosterFileError as e:
+        print(f"app-admin: {path}: {e}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    for line, reasons in report.bad:
+        print(f"{path.name} 第 {line} 行：{'；'.join(reasons)}", file=sys.stderr)
+    print(
+        f"导入 {report.imported} 行，错误 {len(report.bad)} 行（未导入）；"
+        f"审核通过 {len(report.approved)} 家，暂停 {len(report.suspended)} 家，"
+        f"恢复 {len(report.reinstated)} 家"
+    )
+    changes = (("审核通过", report.approved), ("暂停", report.suspended), ("恢复", report.reinstated))
+    for label, usccs in changes:
+        for u in usccs:
+            print(f"{label}: {u}")
+    return 1 if report.bad else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="app-admin", description="Operator commands of an installed node.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,7 +89,13 @@ def main(argv: list[str] | None = None) -> None:
     boot.add_argument("--username", required=True)
     boot.add_argument("--password-stdin", action="store_true",
                       help="read the password from the first line of standard input instead of asking")
+    rost = sub.add_parser("roster", help="the province's licence roster (道路运政 licensed repair shops)")
+    rost_sub = rost.add_subparsers(dest="roster_command", required=True)
+    imp = rost_sub.add_parser("import", help="import a roster file (.csv or .xlsx, docs/operations.md)")
+    imp.add_argument("file", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "roster":
+        raise SystemExit(import_roster(args.file))
     password = read_password(args.password_stdin)
     try:
         made = bootstrap(Role(args.role), args.username, password)

@@ -42,8 +42,10 @@ from app.db.migrate import upgrade  # noqa: E402
 from app.devtools.minio import MinioServer  # noqa: E402
 from app.devtools.ports import free_port  # noqa: E402
 from app.devtools.postgres import PostgresCluster  # noqa: E402
-from app.devtools.samples import make_enterprise, make_record, make_vin  # noqa: E402
+from app.devtools.samples import make_enterprise, make_record, make_vin, roster_row  # noqa: E402
 from app.domain.record import digest, parse_record  # noqa: E402
+from app.security.auditlog import AuditLog  # noqa: E402
+from app.services import roster  # noqa: E402
 from app.services.records import _version_row  # noqa: E402
 
 PG_SETTINGS = {
@@ -111,8 +113,17 @@ def start_app(db_url: str, minio: MinioServer) -> tuple[subprocess.Popen[bytes],
     raise RuntimeError("app did not become ready")
 
 
-def register(base: str) -> dict[str, str]:
-    reg = httpx.post(f"{base}/api/v1/collection/enterprises", json=make_enterprise()).json()
+def register(base: str, db_url: str) -> dict[str, str]:
+    """A licensed shop: on the licence roster first (as `app-admin roster import` puts it), so its
+    registration is approved at once and it gets a token."""
+    ent = make_enterprise()
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn, sa.orm.Session(bind=conn) as s:
+        report = roster.import_rows(s, AuditLog(), [(2, roster_row(ent))], "bench")
+        assert not report.bad, report.bad
+    engine.dispose()
+    reg = httpx.post(f"{base}/api/v1/collection/enterprises", json=ent).json()
+    assert reg["status"] == "active", reg
     tok = httpx.post(
         f"{base}/api/v1/collection/token", json={"key_id": reg["key_id"], "secret": reg["secret"]}
     )
@@ -347,7 +358,7 @@ def main() -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("SELECT ensure_record_partitions((now() - interval '26 months')::date, 30)")
         app, base = start_app(db_url, minio)
-        shop = register(base)
+        shop = register(base, db_url)
         print(f"== upload rate: records with 8 items + 8 parts, {args.clients} concurrent clients ==")
         single = asyncio.run(api_upload(base, shop, records(n_single, "S"), args.clients, 1))
         batch = asyncio.run(api_upload(base, shop, records(n_batch, "B"), max(args.clients // 4, 2), 100))

@@ -26,13 +26,42 @@ from app.services.collection import Outcome, upload
 
 RecordId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
-router = APIRouter(prefix="/api/v1/collection", tags=["数据采集（维修企业接口）"], responses=ERROR_RESPONSES)
+_ENTERPRISE_REFUSED = {
+    "model": ErrorBody,
+    "description": "企业未获准接入：ENTERPRISE_PENDING / ENTERPRISE_REFUSED / ENTERPRISE_SUSPENDED",
+}
+router = APIRouter(
+    prefix="/api/v1/collection",
+    tags=["数据采集（维修企业接口）"],
+    responses={**ERROR_RESPONSES, 403: _ENTERPRISE_REFUSED},
+)
 
 
 class RegisteredOut(BaseModel):
     enterprise_id: int = Field(description="企业内部编号")
     key_id: str = Field(description="接入凭证编号（相当于用户名）")
     secret: str = Field(description="接入密钥，仅此一次返回，请妥善保存")
+
+
+class RegistrationOut(RegisteredOut):
+    status: Literal["active", "pending"] = Field(
+        description="active 已通过（列入道路运政许可名册）；"
+        "pending 待所在地监管部门审核，审核通过前不能获取令牌"
+    )
+    status_name: str = Field(description="状态中文名称")
+    message: str = Field(description="中文说明")
+
+
+class EnterpriseStatusOut(BaseModel):
+    enterprise_id: int
+    uscc: str
+    name: str
+    status: Literal["pending", "active", "refused", "suspended"] = Field(
+        description="pending 待审核；active 已通过；refused 未通过（见 status_reason）；suspended 已暂停"
+    )
+    status_name: str
+    status_reason: str | None = Field(description="未通过或暂停的原因")
+    status_at: datetime | None = Field(description="状态最近一次变化的时间")
 
 
 class CredentialIn(BaseModel):
@@ -141,23 +170,58 @@ def _result(o: Outcome) -> RecordResult:
     )
 
 
+PENDING_NOTE = (
+    "注册已受理，待所在地监管部门审核；审核通过前获取令牌将返回 ENTERPRISE_PENDING，请妥善保存接入密钥"
+)
+
+
 @router.post(
     "/enterprises",
     status_code=201,
     summary="维修企业注册",
-    description="登记企业并发放首个接入凭证。同一统一社会信用代码只能注册一次（ENTERPRISE_EXISTS）。",
+    description="登记企业并发放首个接入凭证（密钥仅此一次返回）。同一统一社会信用代码只能注册一次"
+    "（ENTERPRISE_EXISTS）。统一社会信用代码、许可证号和所在地区与道路运政许可名册一致且许可有效的，"
+    "注册即通过（status=active）；否则为待审核（status=pending），须经所在地监管部门审核通过后才能获取"
+    "令牌、上传记录、出现在企业名录中；审核进度可用 /enterprises/status 查询。",
 )
-def register_enterprise(body: EnterpriseIn, rt: RuntimeDep) -> RegisteredOut:
+def register_enterprise(body: EnterpriseIn, rt: RuntimeDep, request: Request) -> RegistrationOut:
     with rt.db.transaction() as s:
-        ent_id, cred = enterprises.register(s, body)
-    return RegisteredOut(enterprise_id=ent_id, key_id=cred.key_id, secret=cred.secret)
+        reg = enterprises.register(
+            s, rt.audit, body, client_ip=client_ip(request), request_id=request_id.get()
+        )
+    return RegistrationOut(
+        enterprise_id=reg.enterprise_id,
+        key_id=reg.credential.key_id,
+        secret=reg.credential.secret,
+        status=reg.status,  # type: ignore[arg-type]
+        status_name=enterprises.STATUS_NAMES[reg.status],
+        message="注册成功，已通过（列入道路运政许可名册）" if reg.status == "active" else PENDING_NOTE,
+    )
+
+
+@router.post(
+    "/enterprises/status",
+    summary="查询注册审核状态",
+    responses={429: {"model": ErrorBody, "description": "AUTH_RATE_LIMITED"}},
+    description="以接入凭证（key_id、secret）查询本企业的审核状态；未通过或暂停时给出原因。"
+    "待审核的企业尚不能获取令牌，因此本接口不需要令牌。",
+)
+def registration_status(body: TokenIn, rt: RuntimeDep, request: Request) -> EnterpriseStatusOut:
+    with rt.db.transaction() as s:
+        who = enterprises.authenticate(s, rt.limiter, body.key_id, body.secret, client_ip(request))
+        status = None if who is None else enterprises.own_status(s, who.enterprise_id)
+    if status is None:
+        raise AppError("AUTH_INVALID_CREDENTIALS", 401)
+    return EnterpriseStatusOut(**status)
 
 
 @router.post(
     "/token",
     summary="获取访问令牌",
     responses={429: {"model": ErrorBody, "description": "AUTH_RATE_LIMITED"}},
-    description="以接入凭证换取有时效的访问令牌。连续认证失败会被限流（AUTH_RATE_LIMITED，HTTP 429）。",
+    description="以接入凭证换取有时效的访问令牌。连续认证失败会被限流（AUTH_RATE_LIMITED，HTTP 429）。"
+    "企业待审核、未通过或已暂停时返回 403（ENTERPRISE_PENDING / ENTERPRISE_REFUSED / ENTERPRISE_SUSPENDED，"
+    "message 中给出原因）。",
 )
 def token(body: TokenIn, rt: RuntimeDep, request: Request) -> TokenOut:
     return TokenOut(**issue_token(rt, body.key_id, body.secret, client_ip(request)))
@@ -166,14 +230,20 @@ def token(body: TokenIn, rt: RuntimeDep, request: Request) -> TokenOut:
 def issue_token(rt: Runtime, key_id: str, secret: str, ip: str) -> dict[str, Any]:
     with rt.db.transaction() as s:
         who = enterprises.authenticate(s, rt.limiter, key_id, secret, ip)
+        # a right secret of an enterprise not (or no longer) approved gets no token, and says why
+        ent = None if who is None else enterprises.enterprise(s, who.enterprise_id)
+        refused = None if who is None else enterprises.status_error(ent)
         rt.audit.record(
             s,
             Event(Role.ENTERPRISE_CLIENT.value, key_id[:60], "enterprise.login", f"key:{key_id[:56]}",
-                  "success" if who else "failure", {}, request_id.get(), ip),
-        )
+                  "success" if who and not refused else "failure",
+                  {"refused": refused.code} if refused else {}, request_id.get(), ip),
+        )  # fmt: skip
     # the failure was committed above, so the throttle counts it even though we now refuse
     if who is None:
         raise AppError("AUTH_INVALID_CREDENTIALS", 401)
+    if refused is not None:
+        raise refused
     tok, exp = rt.tokens.issue(
         "enterprise", who.enterprise_id, rt.settings.token_ttl_seconds, who.credential_id
     )

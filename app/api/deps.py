@@ -55,8 +55,8 @@ def enterprise_from_token(rt: Runtime, token: str) -> EnterpriseCaller:
     claims = rt.tokens.verify(token, "enterprise")
     assert claims.credential is not None
     with rt.db.transaction() as s:
-        if not enterprises.credential_active(s, claims.credential):
-            raise AppError("CREDENTIAL_REVOKED", 401)
+        # revoked credential or enterprise not active (pending, refused, suspended): refused at once
+        enterprises.check_credential(s, claims.credential)
     return EnterpriseCaller(claims.subject, claims.credential)
 
 

@@ -189,8 +189,13 @@ async def register(request: Request, rt: RuntimeDep) -> JSONResponse:
         errs = [FieldError(back.get(e.field, e.field), e.code, e.message) for e in field_errors(exc.errors())]
         return _fail("VALIDATION_FAILED", errors=errs)
     with rt.db.transaction() as s:
-        _, cred = enterprises.register(s, ent, secret=password)
-    return _ok(companycode=cred.key_id)
+        reg = enterprises.register(s, rt.audit, ent, secret=password, client_ip=client_ip(request))
+    if reg.status == "active":
+        return _ok(companycode=reg.credential.key_id, status="active", statusname="已通过")
+    # code "1": the registration is taken and the software must keep its companycode; it may not get
+    # a token yet, and says so in the message (token and record answer ENTERPRISE_PENDING until approved)
+    note = "注册成功，待审核（pending approval）：须经所在地监管部门审核通过后才能获取令牌、上传记录"
+    return _ok(companycode=reg.credential.key_id, status="pending", statusname="待审核", message=note)
 
 
 @router.post("/carhealth/token", summary="获取令牌（兼容格式）", openapi_extra=_ENVELOPE_DOC)

@@ -17,7 +17,7 @@ from app.runtime import Runtime
 from app.security.auditlog import Event
 from app.security.rbac import Perm, Principal, require
 from app.security.reads import ReadService
-from app.services import claims, complaints, exports, notices, statistics
+from app.services import claims, complaints, enterprises, exports, notices, statistics
 
 router = APIRouter(prefix="/api/v1/regulator", tags=["监管"], responses=ERROR_RESPONSES)
 
@@ -33,6 +33,39 @@ UsccPath = Annotated[str, Path(pattern=r"^[0-9A-Z]{18}$", description="统一社
 def history(vin: VinPath, who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
     with rt.db.transaction() as s:
         return ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
+
+
+@router.get(
+    "/enterprises",
+    summary="本辖区待审核（或其他状态）的企业",
+    description="默认列出待审核（pending）的自行注册企业，附道路运政许可名册中该统一社会信用代码的记录（如有）。",
+)
+def enterprises_for_review(
+    who: StaffDep,
+    rt: RuntimeDep,
+    status: Annotated[str, Query(pattern="^(pending|active|refused|suspended)$")] = "pending",
+) -> list[dict[str, Any]]:
+    with rt.db.transaction() as s:
+        return enterprises.for_review(s, who, status)
+
+
+class EnterpriseReviewIn(BaseModel):
+    approve: bool = Field(description="true 通过；false 不通过（须填写 reason）")
+    reason: str | None = Field(default=None, max_length=500, description="不通过的原因（企业查询状态时可见）")
+
+
+@router.post(
+    "/enterprises/{uscc}/review",
+    summary="审核自行注册的企业（通过 / 不通过）",
+    description="仅限本辖区的企业（REGION_FORBIDDEN）；不通过须填写原因（REASON_REQUIRED）；"
+    "只能审核待审核或未通过的企业（ENTERPRISE_STATE）。每次审核记入审计日志。",
+)
+def review_enterprise(
+    uscc: UsccPath, body: EnterpriseReviewIn, who: StaffDep, rt: RuntimeDep
+) -> dict[str, str]:
+    with rt.db.transaction() as s:
+        status = enterprises.review(s, rt.audit, who, uscc, body.approve, body.reason)
+    return {"status": status}
 
 
 @router.get("/enterprises/{uscc}", summary="企业详情（含联系人，仅本辖区）")

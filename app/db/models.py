@@ -61,8 +61,28 @@ class Enterprise(Base):
     address: Mapped[str | None] = mapped_column(String(200))
     contact_name: Mapped[str | None] = mapped_column(String(50))
     contact_phone: Mapped[str | None] = mapped_column(String(30))
+    # pending | active | refused | suspended (app.services.enterprises); why, who and when it last changed
     status: Mapped[str] = mapped_column(String(16), server_default="active")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_source: Mapped[str | None] = mapped_column(String(12))  # register | regulator | roster | upgrade
+    status_by: Mapped[int | None] = mapped_column(BigInteger)  # the regulator's staff id
+    status_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class LicenceRoster(Base):
+    """The province's roster of licensed repair shops (道路运政), imported by the operator."""
+
+    __tablename__ = "licence_roster"
+    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    licence_no: Mapped[str] = mapped_column(String(50))
+    category: Mapped[str | None] = mapped_column(String(4))
+    region_code: Mapped[str] = mapped_column(String(6), ForeignKey("region.code"))
+    # valid | revoked | cancelled | suspended | expired
+    licence_status: Mapped[str] = mapped_column(String(12))
+    valid_until: Mapped[date | None]
+    imported_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class ApiCredential(Base):

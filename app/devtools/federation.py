@@ -25,7 +25,7 @@ from app.exchange.signing import Signer, new_private_pem
 from app.security.auditlog import AuditLog
 from app.security.fieldcrypt import FieldCipher
 from app.security.rbac import Role
-from app.services import staff
+from app.services import roster, staff
 
 ADMIN_PASSWORD = "Str0ng-Passw0rd!"  # noqa: S105 - a throwaway test account
 
@@ -123,6 +123,19 @@ class Node:
 
     def engine(self) -> sa.Engine:
         return sa.create_engine(self.db_url, pool_size=1, max_overflow=2)
+
+    def import_roster(self, rows: list[dict[str, Any]]) -> roster.ImportReport:
+        """What the operator's `app-admin roster import` does on this node with a file of these rows."""
+        eng = self.engine()
+        try:
+            with eng.begin() as conn, sa.orm.Session(bind=conn) as s:
+                report = roster.import_rows(s, AuditLog(), list(enumerate(rows, start=2)), "devtools")
+                s.flush()
+        finally:
+            eng.dispose()
+        if report.bad:
+            raise ValueError(f"roster rows refused: {report.bad}")
+        return report
 
 
 class Federation:

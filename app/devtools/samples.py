@@ -1,5 +1,8 @@
-"""Builders of valid repair records for tests and benchmarks."""
+"""Builders of valid repair records (and enterprises, and their licence roster rows) for tests and
+benchmarks."""
 
+import csv
+import io
 import random
 from datetime import date, timedelta
 from decimal import Decimal
@@ -97,3 +100,28 @@ def make_enterprise(uscc: str | None = None, name: str = "南京示例汽车维�
         "contact_name": "王师傅",
         "contact_phone": "025-88888888",
     }
+
+
+def roster_row(
+    enterprise: dict[str, Any], status: str = "有效", valid_until: str = "2099-12-31"
+) -> dict[str, str]:
+    """The licence roster's row (docs/operations.md columns) for an enterprise profile as above."""
+    category = {"1": "一类", "2": "二类", "3": "三类"}.get(enterprise.get("category") or "", "三类")
+    return {
+        "统一社会信用代码": enterprise["uscc"],
+        "企业名称": enterprise["name"],
+        "许可证号": enterprise["licence_no"],
+        "经营类别": category,
+        "所在地区": enterprise["region_code"],
+        "许可状态": status,
+        "有效期至": valid_until,
+    }
+
+
+def roster_csv(rows: list[dict[str, str]]) -> str:
+    """Roster rows as the CSV file `app-admin roster import` reads."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()

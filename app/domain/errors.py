@@ -41,6 +41,13 @@ MESSAGES: dict[str, str] = {
     "USCC_CHECK_CHAR": "统一社会信用代码校验位错误",
     "REGION_UNKNOWN": "行政区划代码不存在",
     "ENTERPRISE_EXISTS": "该统一社会信用代码的企业已注册",
+    "ENTERPRISE_PENDING": (
+        "企业待审核：注册已受理，须经所在地监管部门审核通过（或列入道路运政许可名册）后才能获取令牌和上传记录"
+    ),
+    "ENTERPRISE_REFUSED": "企业注册未通过审核",
+    "ENTERPRISE_SUSPENDED": "企业已暂停接入",
+    "ENTERPRISE_STATE": "企业当前状态下不能进行此操作",
+    "REASON_REQUIRED": "不通过时须填写原因",
     # record
     "DATE_FORMAT": "日期格式错误",
     "DATE_IN_FUTURE": "日期不能晚于今天",

@@ -45,6 +45,7 @@ class Perm(StrEnum):
     STATS_REGION = "stats.region"
     NOTICE_PUBLISH = "notice.publish"
     CLAIM_REVIEW = "claim.review"  # approving a 行驶证 photo as proof of a car
+    ENTERPRISE_REVIEW = "enterprise.review"  # approving or refusing a self-registered enterprise
     SHOP_PORTAL = "shop.portal"  # a shop's own uploads, ratings and complaints
     EXCHANGE_MANAGE = "exchange.manage"  # node-to-node exchange: state, dead letters, replay, reconcile
 
@@ -73,6 +74,7 @@ PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.STATS_REGION,
             Perm.NOTICE_PUBLISH,
             Perm.CLAIM_REVIEW,
+            Perm.ENTERPRISE_REVIEW,
         }
     ),
     Role.PUBLIC: frozenset({Perm.ENTERPRISE_PUBLIC}),

@@ -141,7 +141,8 @@ def profile(session: Session, uscc: str) -> dict[str, Any]:
     """What the enterprise page shows: info, qualifications, rating averages and count, standing."""
     custom_plans(session)
     e = session.scalar(select(Enterprise).where(Enterprise.uscc == uscc))
-    if e is None:
+    # not yet (or never) approved: as unknown to the public as to the directory's search
+    if e is None or e.status in ("pending", "refused"):
         raise AppError("ENTERPRISE_NOT_FOUND", 404)
     recent = [
         {

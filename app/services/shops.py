@@ -23,6 +23,7 @@ from app.security.auditlog import AuditLog, Event
 from app.security.passwords import hash_secret, verify_secret
 from app.security.ratelimit import FailureLimiter
 from app.security.rbac import Perm, Principal, require
+from app.services import enterprises
 
 _USERNAME = re.compile(r"^[a-z0-9._-]{3,40}$")
 
@@ -62,6 +63,7 @@ def authenticate(
         limiter.record_failure(session, subjects)
         return None
     limiter.clear(session, f"shop:{username}")
+    enterprises.require_active(session, user.enterprise_id)  # says why: pending, refused, suspended
     return user
 
 
@@ -69,6 +71,7 @@ def active_user(session: Session, user_id: int) -> EnterpriseUser:
     user = session.get(EnterpriseUser, user_id)
     if user is None or user.disabled_at is not None:
         raise AppError("TOKEN_INVALID", 401)
+    enterprises.require_active(session, user.enterprise_id)  # a suspended enterprise's people too
     return user
 
 

@@ -1,5 +1,6 @@
 """Statistics for a regulator's region over a period: repair volume by region, enterprise, brand and
-repair type; parts usage; ratings; complaints; upload coverage.
+repair type; parts usage; ratings; complaints; upload coverage; and licence coverage (enterprises
+uploading ÷ enterprises on the licence roster, by 经营类别 and by region).
 
 Everything but complaints is read from the pre-aggregated tables of app.services.aggregates (whole
 months from the month tables, other days from the day tables, days not yet re-aggregated by the
@@ -12,6 +13,7 @@ upload coverage counts versions received (uploads and corrections) by the day of
 SQL text is assembled only from the constant fragments below; every value is a bound parameter.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -20,10 +22,11 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.db.models import Enterprise
+from app.db.models import Enterprise, LicenceRoster
 from app.domain.clock import CHINA
 from app.domain.errors import AppError
 from app.domain.reference import code_tables, regions
+from app.domain.roster import licence_in_force
 from app.security.rbac import Perm, Principal, region_prefix, require, require_region
 from app.services import aggregates
 from app.services.complaints import STATUS_NAMES
@@ -121,7 +124,26 @@ TABLES: tuple[Table, ...] = (
         f"上传情况（已停止上传的企业，前 {TOP} 家）",
         _c("uscc", "统一社会信用代码", "name", "企业名称", "last_upload", "最近上传日期"),
     ),
-)
+    Table(
+        "coverage_by_category",
+        "接入覆盖率（按经营类别）",
+        _c("category", "类别代码", "category_name", "经营类别", "licensed", "许可企业数", "uploading",
+           "本期上传企业数", "coverage", "覆盖率（%）", "target", "目标", "met", "是否达标"),
+        ("category_name", "coverage"),
+    ),
+    Table(
+        "coverage_by_region",
+        "接入覆盖率（按地区）",
+        _c("region_code", "区划代码", "region_name", "地区", "licensed", "许可企业数", "uploading",
+           "本期上传企业数", "coverage", "覆盖率（%）"),
+        ("region_name", "coverage"),
+    ),
+)  # fmt: skip
+# The guide's coverage targets by 经营类别: 一类 at least 90 %, 二类 more than 80 %.
+COVERAGE_TARGETS: dict[str, tuple[str, Callable[[Decimal], bool]]] = {
+    "1": ("≥ 90%", lambda pct: pct >= 90),
+    "2": ("> 80%", lambda pct: pct > 80),
+}
 TABLE_KEYS = {t.key: t for t in TABLES}
 
 
@@ -165,6 +187,63 @@ def _money(v: Decimal | None) -> str:
 
 def _days(start: date, end: date) -> set[date]:
     return {start + timedelta(days=i) for i in range((end - start).days + 1)}
+
+
+def _pct(part: int, whole: int) -> Decimal | None:
+    return None if not whole else (Decimal(100 * part) / whole).quantize(Decimal("0.1"))
+
+
+def licence_coverage(
+    session: Session, scope: str, period: Period, uploaded_usccs: set[str]
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Coverage = enterprises that uploaded in the period ÷ enterprises licensed (the roster's rows in
+    force at the period's end), over the scope, by 经营类别 (against the guide's targets) and by region."""
+    licensed = [
+        (uscc, category, region)
+        for uscc, category, region, status, until in session.execute(
+            select(
+                LicenceRoster.uscc,
+                LicenceRoster.category,
+                LicenceRoster.region_code,
+                LicenceRoster.licence_status,
+                LicenceRoster.valid_until,
+            ).where(LicenceRoster.region_code.startswith(region_prefix(scope)))
+        )
+        if licence_in_force(status, until, period.end)
+    ]
+    categories = code_tables()["enterprise_category"]
+    names = regions()
+
+    def tally(key: Callable[[tuple[str, str, str]], str]) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for row in licensed:
+            n = out.setdefault(key(row), [0, 0])
+            n[0] += 1
+            n[1] += row[0] in uploaded_usccs
+        return out
+
+    by_category = []
+    for cat, (n, up) in sorted(tally(lambda r: r[1] or "").items()):
+        pct = _pct(up, n)
+        target = COVERAGE_TARGETS.get(cat)
+        by_category.append({
+            "category": cat, "category_name": categories.get(cat, "未填写"), "licensed": n, "uploading": up,
+            "coverage": None if pct is None else str(pct), "target": target[0] if target else None,
+            "met": None if target is None or pct is None else ("是" if target[1](pct) else "否"),
+        })  # fmt: skip
+    by_region = [
+        {"region_code": g, "region_name": names.get(g, g), "licensed": n, "uploading": up,
+         "coverage": None if (pct := _pct(up, n)) is None else str(pct)}
+        for g, (n, up) in sorted(tally(lambda r: _group_of(scope, r[2])).items())
+    ]  # fmt: skip
+    total_up = sum(1 for r in licensed if r[0] in uploaded_usccs)
+    pct = _pct(total_up, len(licensed))
+    summary = {
+        "licensed": len(licensed),
+        "uploading": total_up,
+        "coverage": None if pct is None else str(pct),
+    }
+    return summary, by_category, by_region
 
 
 def compute(
@@ -316,8 +395,12 @@ def compute(
             key=lambda e: (-uploaded_before[e].toordinal(), firms[e][0]),
         )
     ]
+    coverage, coverage_by_category, coverage_by_region = licence_coverage(
+        session, scope, period, {firms[e][0] for e in uploading}
+    )
     return {
         "scope": {"region_code": scope, "region_name": names.get(scope, scope)},
+        "licence_coverage": coverage,
         "period": {"start": period.start, "end": period.end},
         "summary": {
             "records": sum(n for n, _ in by_ent.values()),
@@ -342,5 +425,7 @@ def compute(
             "ratings": ratings,
             "complaints": complaints,
             "coverage": stopped[:TOP],
+            "coverage_by_category": coverage_by_category,
+            "coverage_by_region": coverage_by_region,
         },
     }

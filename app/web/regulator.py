@@ -1,5 +1,6 @@
 """Regulator pages: staff sign-in (password + TOTP), complaints to handle, statistics with charts and
-exports, publishing notices, reviewing 行驶证 claims. Everything within the regulator's region."""
+exports, publishing notices, reviewing 行驶证 claims and self-registered enterprises. Everything
+within the regulator's region."""
 
 from datetime import date, timedelta
 from typing import Annotated
@@ -11,10 +12,10 @@ from app.api.deps import RuntimeDep, client_ip
 from app.api.regulator import claim_photo, export_response, read_uploads
 from app.domain.clock import today_in_china
 from app.domain.errors import AppError
-from app.domain.reference import regions
+from app.domain.reference import code_tables, regions
 from app.security.auditlog import Event
 from app.security.rbac import Perm, Principal, can, region_prefix
-from app.services import claims, complaints, directory, notices, statistics
+from app.services import claims, complaints, directory, enterprises, notices, statistics
 from app.web.session import COOKIES, WebStaff, safe_next, same_origin, set_cookie, signed_out
 from app.web.templating import render
 
@@ -189,12 +190,14 @@ def home(
     with rt.db.transaction() as s:
         items = complaints.of_region(s, who, status or None, overdue)
         pending = claims.pending(s, who)
+        pending_enterprises = len(enterprises.for_review(s, who))
     assert who.region_code is not None
     return render(
         request,
         "regulator/home.html",
         complaints=items,
         claims=pending,
+        pending_enterprises=pending_enterprises,
         filter_status=status,
         overdue=overdue,
         statuses=complaints.STATUS_NAMES,
@@ -394,3 +397,62 @@ def review(
     with rt.db.transaction() as s:
         claims.review(s, rt.audit, who, claim_id, decision == "approve", note)
     return _see("/regulator")
+
+
+ENTERPRISE_TABS = {"pending": "待审核", "refused": "未通过", "suspended": "已暂停"}
+
+
+def _enterprises_page(
+    request: Request,
+    rt: RuntimeDep,
+    who: Principal,
+    status: str,
+    code: int = 200,
+    errors: list[str] | None = None,
+) -> HTMLResponse:
+    with rt.db.transaction() as s:
+        items = enterprises.for_review(s, who, status)
+    assert who.region_code is not None
+    return render(
+        request,
+        "regulator/enterprises.html",
+        status=code,
+        items=items,
+        tab=status,
+        tabs=ENTERPRISE_TABS,
+        categories=code_tables()["enterprise_category"],
+        region=directory.region_name(who.region_code),
+        region_name=directory.region_name,
+        errors=errors or [],
+    )
+
+
+@router.get("/regulator/enterprises", response_class=HTMLResponse)
+def enterprises_page(
+    request: Request, rt: RuntimeDep, who: WebStaff, status: Annotated[str, Query(max_length=12)] = "pending"
+) -> HTMLResponse:
+    _regulator(who)
+    return _enterprises_page(request, rt, who, status if status in ENTERPRISE_TABS else "pending")
+
+
+@router.post("/regulator/enterprises/{uscc}/review", response_class=HTMLResponse)
+def enterprise_review(
+    uscc: str,
+    request: Request,
+    rt: RuntimeDep,
+    who: WebStaff,
+    decision: Annotated[str, Form(max_length=10)] = "",
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    _regulator(who)
+    tab = "refused" if decision == "approve-again" else "pending"
+    try:
+        if decision not in ("approve", "reject", "approve-again"):
+            raise AppError("VALIDATION_FAILED", 422, "请选择通过或不通过")
+        with rt.db.transaction() as s:
+            enterprises.review(s, rt.audit, who, uscc.upper()[:18], decision != "reject", reason)
+    except AppError as exc:
+        if exc.status == 404:
+            raise
+        return _enterprises_page(request, rt, who, tab, exc.status, [exc.detail])
+    return _see(f"/regulator/enterprises?status={tab}")

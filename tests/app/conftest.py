@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from app.db.models import StaffAccount
 from app.devtools.minio import MinioServer
 from app.devtools.postgres import AppDatabase, PostgresCluster
-from app.devtools.samples import make_enterprise, make_vin
+from app.devtools.samples import make_enterprise, make_vin, roster_row
 from app.main import create_app
 from app.security.rbac import Role
-from app.services import staff
+from app.services import roster, staff
 from app.settings import Settings
 
 
@@ -80,19 +80,40 @@ def engine(app_db):
     eng.dispose()
 
 
-class Shop:
-    """A registered enterprise with a token, as its shop software would hold them."""
+def import_roster(client: TestClient, *rows: dict):
+    """What `app-admin roster import` does with a file of these rows (app.services.roster)."""
+    rt = client.app.state.runtime
+    with rt.db.transaction() as s:
+        return roster.import_rows(s, rt.audit, list(enumerate(rows, start=2)), "tests", "tests.csv")
 
-    def __init__(self, client: TestClient, **profile) -> None:
+
+class Shop:
+    """A registered enterprise with a token, as its shop software would hold them. The enterprise is
+    put on the licence roster first (as the operator's import would), so it is approved at
+    registration; `on_roster=False` leaves it pending a regulator's review, with no token."""
+
+    def __init__(self, client: TestClient, on_roster: bool = True, **profile) -> None:
         self.client = client
         self.profile = {**make_enterprise(), **profile}
+        if on_roster:
+            report = import_roster(client, roster_row(self.profile))
+            assert report.imported == 1 and not report.bad, report
         r = client.post("/api/v1/collection/enterprises", json=self.profile)
         assert r.status_code == 201, r.text
         body = r.json()
+        self.status = body["status"]
         self.enterprise_id, self.key_id, self.secret = body["enterprise_id"], body["key_id"], body["secret"]
-        r = client.post("/api/v1/collection/token", json={"key_id": self.key_id, "secret": self.secret})
-        assert r.status_code == 200, r.text
-        self.headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        self.headers: dict[str, str] = {}
+        if on_roster:
+            assert self.status == "active", body
+            r = self.get_token()
+            assert r.status_code == 200, r.text
+
+    def get_token(self):
+        r = self.client.post("/api/v1/collection/token", json={"key_id": self.key_id, "secret": self.secret})
+        if r.status_code == 200:
+            self.headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        return r
 
     def upload(self, record: dict):
         return self.client.post("/api/v1/collection/records", json=record, headers=self.headers)

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.devtools.federation import Federation, wait_until
-from app.devtools.samples import make_enterprise, make_record, make_vin
+from app.devtools.samples import make_enterprise, make_record, make_vin, roster_row
 
 MINISTRY, PROV_A, PROV_B, CITY_A = "ministry", "province-320000", "province-330000", "city-320100"
 LAYOUT = [
@@ -25,6 +25,7 @@ class Shop:
         self.client = fed.client()
         self.profile = make_enterprise()
         self.profile["region_code"] = region_code
+        self.node.import_roster([roster_row(self.profile)])  # licensed: approved at registration
         base = self.node.url + "/api/v1/collection"
         r = self.client.post(f"{base}/enterprises", json=self.profile)
         assert r.status_code == 201, r.text

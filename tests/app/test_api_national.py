@@ -1,7 +1,8 @@
 import json
 import time
 
-from app.devtools.samples import make_enterprise, make_vin
+from app.devtools.samples import make_enterprise, make_vin, roster_row
+from tests.app.conftest import import_roster
 
 BASE = "/api/national"
 
@@ -25,8 +26,12 @@ def call(client, path, req_info):
     return r.json()["respInfo"]
 
 
-def register(client):
+def register(client, licence=None):
+    """A licensed shop's software: the shop is put on the licence roster first (by `licence`, or on
+    the test app's own database), so its registration is approved at once."""
     e = make_enterprise()
+    row = roster_row({**e, "category": "2"})
+    licence(row) if licence else import_roster(client, row)
     info = call(
         client,
         "carhealth/register",
@@ -45,7 +50,7 @@ def register(client):
             "companyoperationstate": "营业",
         },
     )
-    assert info["code"] == "1", info
+    assert info["code"] == "1" and info["status"] == "active", info
     tok = call(
         client, "carhealth/token", {"companycode": info["companycode"], "companypassword": "shop-pass-123"}
     )

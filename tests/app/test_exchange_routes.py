@@ -117,7 +117,7 @@ def test_an_upload_in_the_national_format_travels_like_any_other(fed):
     vin, costlist = make_vin(), "CL-" + uuid.uuid4().hex[:10].upper()
     with fed.client() as c:
         c.base_url = fed.nodes[CITY_A].url
-        _, token = register(c)
+        _, token = register(c, licence=lambda row: fed.nodes[CITY_A].import_roster([row]))
         assert call(c, "carhealth/record", record_info(token, vin, costlist=costlist))["code"] == "1"
     uscc = query(
         fed,

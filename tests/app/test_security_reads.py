@@ -5,7 +5,7 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from app.devtools.samples import make_enterprise, make_record
+from app.devtools.samples import make_record
 from app.domain.errors import AppError
 from app.security.rbac import PUBLIC, Principal, Role
 from app.security.reads import ReadService
@@ -18,14 +18,7 @@ REG = "/api/v1/regulator"
 
 class RegionShop(Shop):
     def __init__(self, client, region: str) -> None:
-        self.client = client
-        self.profile = {**make_enterprise(), "region_code": region}
-        body = client.post("/api/v1/collection/enterprises", json=self.profile).json()
-        self.enterprise_id = body["enterprise_id"]
-        tok = client.post(
-            "/api/v1/collection/token", json={"key_id": body["key_id"], "secret": body["secret"]}
-        )
-        self.headers = {"Authorization": f"Bearer {tok.json()['access_token']}"}
+        super().__init__(client, region_code=region)
 
 
 def read(client, who: Principal, vin: str):

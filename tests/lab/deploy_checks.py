@@ -3,6 +3,7 @@ balancer, the replica, services, idempotence, and a deploy against a broken host
 
 import hashlib
 import io
+import shlex
 import subprocess
 import sys
 import time
@@ -11,9 +12,10 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from app.devtools.samples import make_enterprise, make_record, make_vin
+from app.devtools.samples import make_enterprise, make_record, make_vin, roster_csv, roster_row
 from pbox import deploy
 from pbox.lab import lab
+from pbox.lab.profile import load_profile
 from tests.lab.conftest import host_run
 
 SERVICES = {
@@ -64,14 +66,34 @@ def wait_for(predicate, timeout: float, what: str):
         time.sleep(0.5)
 
 
+def app_host_behind(profile: str, lb_address: str):
+    """An app host of the load balancer's site (its database is the one the shop registers in)."""
+    prof = load_profile(profile)
+    lb = next(h for h in prof.hosts if str(h.address) == lb_address)
+    sites = [g for g in lb.groups if g.startswith("site_")]
+    return next(h for h in prof.hosts if "app" in h.groups and all(s in h.groups for s in sites))
+
+
+def licence(app_host, enterprise: dict) -> None:
+    """Put the enterprise on its node's licence roster as the operator does (`pbox-admin roster
+    import` of a CSV file), so its registration is approved at once (a self-registered one waits)."""
+    path = f"/tmp/roster-{enterprise['uscc']}.csv"
+    script = f"printf '%s' {shlex.quote(roster_csv([roster_row(enterprise)]))} > {path}"
+    host_run(app_host, "sh", "-c", script)
+    host_run(app_host, "sudo", "pbox-admin", "roster", "import", path)
+    host_run(app_host, "rm", "-f", path)
+
+
 def smoke(lb_address: str, profile: str, plate: str = "苏A12345") -> dict:
-    """Through the load balancer over verified HTTPS: register a shop, upload a record of a car with
-    this plate, read it back, attach a file and fetch it from object storage. Returns the record's id
-    and the car's VIN."""
+    """Through the load balancer over verified HTTPS: register a licensed shop, upload a record of a
+    car with this plate, read it back, attach a file and fetch it from object storage. Returns the
+    record's id and the car's VIN."""
+    enterprise = make_enterprise()
+    licence(app_host_behind(profile, lb_address), enterprise)
     with httpx.Client(base_url=f"https://{lb_address}", verify=str(ca_file(profile)), http2=False,
                       timeout=30) as c:
-        r = c.post("/api/v1/collection/enterprises", json=make_enterprise())
-        assert r.status_code == 201, r.text
+        r = c.post("/api/v1/collection/enterprises", json=enterprise)
+        assert r.status_code == 201 and r.json()["status"] == "active", r.text
         cred = r.json()
         r = c.post("/api/v1/collection/token", json={"key_id": cred["key_id"], "secret": cred["secret"]})
         assert r.status_code == 200, r.text

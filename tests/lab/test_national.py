@@ -75,8 +75,9 @@ class Shop:
         self.profile = {**make_enterprise(name="杭州示例汽车维修有限公司"), "region_code": region_code}
         self.uscc = self.profile["uscc"]
         assert re.fullmatch(r"[0-9A-Z]{18}", self.uscc)
+        checks.licence(node, self.profile)  # on the node's licence roster: approved at registration
         r = self.client.post("/api/v1/collection/enterprises", json=self.profile)
-        assert r.status_code == 201, r.text
+        assert r.status_code == 201 and r.json()["status"] == "active", r.text
         cred = r.json()
         r = self.client.post("/api/v1/collection/token",
                              json={"key_id": cred["key_id"], "secret": cred["secret"]})

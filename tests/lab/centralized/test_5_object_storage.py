@@ -58,8 +58,10 @@ class Shop:
     def __init__(self, prof) -> None:
         self.c = httpx.Client(base_url=f"https://{prof.host('lb1').address}",
                               verify=str(checks.ca_file(PROFILE)), timeout=30)
-        r = self.c.post("/api/v1/collection/enterprises", json=make_enterprise())
-        assert r.status_code == 201, r.text
+        enterprise = make_enterprise()
+        checks.licence(checks.app_host_behind(PROFILE, str(prof.host("lb1").address)), enterprise)
+        r = self.c.post("/api/v1/collection/enterprises", json=enterprise)
+        assert r.status_code == 201 and r.json()["status"] == "active", r.text
         cred = r.json()
         r = self.c.post("/api/v1/collection/token", json={"key_id": cred["key_id"], "secret": cred["secret"]})
         assert r.status_code == 200, r.text
