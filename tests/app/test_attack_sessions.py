@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from botocore.exceptions import ClientError
 from fastapi.testclient import TestClient
 
-from app.devtools.samples import make_record
+from app.devtools.samples import make_id_number, make_record
 from app.exchange.signing import new_private_pem
 from app.security.rbac import Role
 from tests.app.conftest import STAFF_PASSWORD, Shop, Staff, enrol, new_staff
@@ -299,7 +299,7 @@ def test_stolen_owner_session_ends_when_the_owner_changes_the_password(client):
 
 def test_closed_owner_account_keeps_no_personal_data(client, engine, vin):
     rt = client.app.state.runtime
-    phone, token = new_owner(client, display_name="王女士", id_number="11010519491231002X")
+    phone, token = new_owner(client, display_name="王女士", id_number=make_id_number())
     owner_id = client.get(f"{OWNER}/profile", headers=bearer(token)).json()["owner_id"]
     shop = Shop(client)
     record_id = shop.upload(make_record("CL-1", vin)).json()["record_id"]
