@@ -7,8 +7,9 @@ owned by the node it was first uploaded at (its origin, fixed for every version)
 - a peer *below* this node (a city to its province, a province to the ministry) speaks only for its
   own region: the record's origin and its enterprise lie in the peer's region;
 - a peer *above* this node (the province to a city, the ministry to a province) brings only records
-  from outside this node's region: the origin lies outside it, and so does the enterprise, unless
-  the record was uploaded at the ministry itself (a 4S group reporting to the ministry directly);
+  uploaded outside this node's region: their origin lies outside it (what this node or a node below
+  it uploaded never comes back down; the province speaks for every shop of the province, so a
+  Nanjing shop's repair uploaded at the provincial system does reach Nanjing's own node);
 - a peer *beside* this node (configured by hand, neither above nor below) speaks for its own region;
 - whatever the relation, the enterprise lies in the region of the origin, and a record first
   uploaded at this node (or held here from another origin) is never changed by a peer.
@@ -69,8 +70,6 @@ def check_record(node: ExchangeNode, peer: Peer, enterprise_region: str, origin:
     if rel == "above":
         if _holds(node.region_code, origin):
             return Refusal(ORIGIN_HERE, f"origin inside this node's region, sent from above ({where})")
-        if origin != MINISTRY_REGION and _holds(node.region_code, enterprise_region):
-            return Refusal(OUT_OF_SCOPE, f"enterprise of this node's region, sent from above ({where})")
     elif not peer.holds(origin):
         return Refusal(OUT_OF_SCOPE, f"origin outside the peer's region ({where})")
     return None

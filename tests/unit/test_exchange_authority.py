@@ -34,7 +34,8 @@ def test_a_city_takes_from_its_province_only_what_was_uploaded_elsewhere(tmp_pat
     assert _code(c, "js", "330100", "330000") is None  # relayed from the ministry
     assert _code(c, "js", "320500", "320500") is None  # from a Suzhou city node, through the province
     assert _code(c, "js", "320102", "320100") == ORIGIN_HERE
-    assert _code(c, "js", "320102", "320000") == OUT_OF_SCOPE  # the city's own enterprise
+    assert _code(c, "js", "320102", "320000") is None  # a Nanjing shop on the provincial system
+    assert _code(c, "js", "320102", "330000") == OUT_OF_SCOPE  # not an enterprise of its origin
 
 
 def test_the_ministry_takes_from_a_province_only_that_provinces_records(tmp_path):
