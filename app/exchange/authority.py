@@ -75,13 +75,20 @@ def check_record(node: ExchangeNode, peer: Peer, enterprise_region: str, origin:
     return None
 
 
-def check_statistics(node: ExchangeNode, peer: Peer, regions: Iterable[str]) -> Refusal | None:
-    """Statistics flow upward only, each about a region of the sender's."""
+def check_statistics(node: ExchangeNode, peer: Peer) -> Refusal | None:
+    """Statistics flow upward only (their rows outside the sender's region are dropped on receipt:
+    `outside`, so one misregistered shop does not cost the region its whole report)."""
     if relation(node, peer) != "below":
         return Refusal(OUT_OF_SCOPE, f"statistics from {peer.name}, which is not below this node")
-    outside = sorted({r for r in regions if not peer.holds(r)})
-    if outside:
-        return Refusal(OUT_OF_SCOPE, f"statistics of regions outside {peer.name}: {','.join(outside[:5])}")
+    return None
+
+
+def outside(peer: Peer, regions: Iterable[str]) -> Refusal | None:
+    """The statistics rows of regions outside the sender's, which are not stored."""
+    out = sorted({r for r in regions if not peer.holds(r)})
+    if out:
+        dropped = ",".join(out[:5])
+        return Refusal(OUT_OF_SCOPE, f"statistics rows of regions outside {peer.name} dropped: {dropped}")
     return None
 
 

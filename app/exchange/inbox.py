@@ -214,8 +214,11 @@ def receive(
                     continue
                 refused[mid] = Refused(m, rec, no)
             elif m["kind"] == outbox.STATISTICS:
-                no = authority.check_statistics(node, peer, _statistics_regions(m["body"]))
+                no = authority.check_statistics(node, peer)
                 if no is None:
+                    partly = authority.outside(peer, _statistics_regions(m["body"]))
+                    if partly is not None:  # applied without those rows, and they are reported
+                        refused[mid] = Refused(m, None, partly)
                     others.append((i, peer, m))
                     continue
                 refused[mid] = Refused(m, None, no)
@@ -539,6 +542,7 @@ def apply_statistics(session: Session, peer: Peer, body: dict[str, Any]) -> Stat
                 "generated_at": generated,
             }
             for d in body["days"]
+            if peer.holds(str(d["region_code"])[:6])  # only the sender's own regions (authority)
         ]
     except (KeyError, TypeError, ValueError) as exc:
         raise Rejected("MESSAGE_MALFORMED", repr(exc)) from exc

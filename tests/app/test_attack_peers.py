@@ -260,3 +260,32 @@ def test_legitimate_flows_still_pass_the_authority_checks(fed):
             for r in fed.admin(node, "GET", "/refused")
             if r["msg_key"].startswith((city_shop.uscc, zj.uscc))
         ]
+
+
+def test_a_city_cannot_report_statistics_of_other_regions_nor_the_ministry_send_any_down(fed):
+    def stats(sender: str, to: str) -> dict:
+        days = [
+            {"day": "2020-01-02", "region_code": code, "records": 999, "detail": {}}
+            for code in ("320102", "320502")
+        ]
+        msg = {
+            "id": str(uuid.uuid4()),
+            "kind": "statistics.daily",
+            "from": sender,
+            "to": to,
+            "created_at": now().isoformat(),
+            "body": {"generated_at": now().isoformat(), "days": days},
+        }
+        return Signer.from_file(fed.nodes[sender].signer_file).sign(msg)
+
+    city = stats(CITY_A, PROV_A)
+    assert results(fed, CITY_A, PROV_A, [city]) == [("applied", None)]  # its own region's row is taken
+    rows = query(
+        fed, PROV_A, "SELECT sender, region_code FROM exchange_statistics WHERE day = '2020-01-02' ORDER BY 2"
+    )
+    assert [tuple(r) for r in rows] == [(CITY_A, "320102")]  # Suzhou's figures from Nanjing are not
+    (listed,) = [
+        r for r in fed.admin(PROV_A, "GET", f"/refused?peer={CITY_A}") if r["message_id"] == city["id"]
+    ]
+    assert listed["code"] == "PEER_OUT_OF_SCOPE" and "320502" in listed["detail"]
+    assert results(fed, MINISTRY, PROV_A, [stats(MINISTRY, PROV_A)]) == [("rejected", "PEER_OUT_OF_SCOPE")]

@@ -1,6 +1,6 @@
 """Which records a peer may speak for (app.exchange.authority), on the message alone."""
 
-from app.exchange.authority import ORIGIN_HERE, OUT_OF_SCOPE, check_record, check_statistics
+from app.exchange.authority import ORIGIN_HERE, OUT_OF_SCOPE, check_record, check_statistics, outside
 from tests.unit.test_exchange_signing_routes import _node
 
 
@@ -50,6 +50,8 @@ def test_statistics_come_from_below_about_the_senders_region(tmp_path):
     p = _node(
         tmp_path, "province", "320000", [("ministry", "ministry", "100000"), ("nanjing", "city", "320100")]
     )
-    assert check_statistics(p, p.peers["nanjing"], ["320102", "320100"]) is None
-    assert check_statistics(p, p.peers["nanjing"], ["320502"]).code == OUT_OF_SCOPE  # type: ignore[union-attr]
-    assert check_statistics(p, p.peers["ministry"], ["320102"]).code == OUT_OF_SCOPE  # type: ignore[union-attr]
+    assert check_statistics(p, p.peers["nanjing"]) is None
+    assert check_statistics(p, p.peers["ministry"]).code == OUT_OF_SCOPE  # type: ignore[union-attr]
+    # rows of other regions in a city's report are dropped, not the whole report
+    assert outside(p.peers["nanjing"], ["320102", "320100"]) is None
+    assert "320502" in outside(p.peers["nanjing"], ["320102", "320502"]).detail  # type: ignore[union-attr]
