@@ -181,6 +181,15 @@ def check_record(mid: str, body: Any) -> RecordMsg:
     )
 
 
+@dataclass
+class Refused:
+    """A message from an authenticated peer outside its authority (a statistics report: some rows)."""
+
+    message: dict[str, Any]
+    record: RecordMsg | None
+    refusal: Refusal
+
+
 def receive(
     node: ExchangeNode,
     db: Database,
@@ -253,13 +262,6 @@ def receive(
         for code in new:
             REFUSED.labels(who.name, code).inc()
     return [results[i] for i in range(len(messages))]
-
-
-@dataclass
-class Refused:
-    message: dict[str, Any]
-    record: "RecordMsg | None"
-    refusal: Refusal
 
 
 def _statistics_regions(body: Any) -> list[str]:
