@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="汽车维修电子健康档案系统 API", version="1.0", description=DESCRIPTION, lifespan=lifespan
     )
-    install_error_handlers(app, web.page_error)
+    install_error_handlers(app, web.page_error, {national.router.prefix + "/": national.unavailable})
     web.install(app)
     for router in (
         collection.router,

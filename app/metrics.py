@@ -5,6 +5,7 @@ PROMETHEUS_MULTIPROC_DIR set (the app-web unit sets it), every process writes it
 /metrics answers with all of them merged, so counters never jump between processes.
 """
 
+import logging
 import os
 
 from fastapi import APIRouter, Request, Response
@@ -18,8 +19,13 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 
+from app.api.errors import RETRY_AFTER_SECONDS
 from app.exchange.metrics import refresh as refresh_exchange
+
+log = logging.getLogger("app.metrics")
 
 UPLOADS = Counter(
     "pbox_record_uploads_total", "Repair records received, by outcome and reason", ["outcome", "reason"]
@@ -72,7 +78,8 @@ def readyz(request: Request) -> JSONResponse:
     checks["object_store"] = request.app.state.objects.ping()
     ok = all(checks.values())
     body = {"status": "ok" if ok else "unavailable", "checks": checks}
-    return JSONResponse(body, status_code=200 if ok else 503)
+    retry = {} if ok else {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return JSONResponse(body, status_code=200 if ok else 503, headers=retry)
 
 
 @router.get("/metrics", summary="Prometheus 指标", response_class=Response)
@@ -82,6 +89,9 @@ def metrics(request: Request) -> Response:
     DB_POOL.labels("idle").set(pool.checkedin())
     DB_POOL.labels("size").set(pool.size())
     if request.app.state.runtime.exchange is not None:
-        with request.app.state.db.transaction() as s:
-            refresh_exchange(s)
+        try:
+            with request.app.state.db.transaction() as s:
+                refresh_exchange(s)
+        except (OperationalError, SATimeoutError):  # the database is down: the process metrics still count
+            log.warning("exchange metrics not refreshed: database unavailable")
     return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -277,14 +277,17 @@ def exchange_reconcile(
     except AdminError as e:
         raise fail(str(e)) from None
     table = Table(title=f"reconciliation at {state['node']}")
-    for col in ("peer", "day", "origin", "theirs", "ours", "missing", "re-requested", "status", "checked"):
+    cols = ("peer", "day", "origin", "theirs", "ours", "missing", "re-requested", "refused", "status",
+            "checked")
+    for col in cols:
         table.add_column(col)
     bad = 0
     for d in state["days"]:
         colour = "green" if d["status"] == "ok" else "red"
         bad += d["status"] != "ok"
         table.add_row(d["peer"], d["day"], d["origin_region"], str(d["their_count"]), str(d["our_count"]),
-                      str(d["missing"]), str(d["rerequested"]), f"[{colour}]{d['status']}[/{colour}]",
+                      str(d["missing"]), str(d["rerequested"]), str(d.get("refused", 0)),
+                      f"[{colour}]{d['status']}[/{colour}]",
                       str(d["checked_at"])[:19])
     console.print(table)
     console.print(f"{len(state['days'])} day/origin pairs, {bad} not in agreement", highlight=False)

@@ -1,12 +1,17 @@
 """One error shape for the whole API: {"error": {"code", "message", "fields": [...]}}."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
+import psycopg
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as S3ConnectionError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
@@ -57,14 +62,69 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 PageError = Callable[[Request, int, str, str], Response]
+# an API with its own body shape: (code, Chinese message, seconds to wait) -> the body of its answer
+Envelope = Callable[[str, str, int], dict[str, Any]]
+
+# While PostgreSQL or the object store cannot be reached: 503, and when to try again.
+RETRY_AFTER_SECONDS = 30
+UNAVAILABLE = "RETRY_LATER"
 
 
-def install(app: FastAPI, page_error: PageError | None = None) -> None:
-    """`page_error` renders errors of portal pages (anything outside /api/) as HTML."""
+def outage(exc: BaseException | None) -> str | None:
+    """"database" or "object_store" when `exc` (or an exception it was raised from) says that backing
+    service cannot be reached or cannot serve now, else None (a bug or bad input: not retryable)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        # OperationalError: connection refused or lost, server shutting down, too many connections,
+        # statement or lock timeout; TimeoutError: no pooled connection came free in time
+        if isinstance(exc, sa_exc.OperationalError | sa_exc.TimeoutError | psycopg.OperationalError):
+            return "database"
+        lost = psycopg.OperationalError | psycopg.InterfaceError
+        if isinstance(exc, sa_exc.DBAPIError) and (exc.connection_invalidated or isinstance(exc.orig, lost)):
+            return "database"
+        if isinstance(exc, S3ConnectionError | HTTPClientError):  # refused, timed out, dropped
+            return "object_store"
+        if isinstance(exc, ClientError):
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status >= 500:  # MinIO up but unable to serve (no quorum, shutting down, SlowDown)
+                return "object_store"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def install(
+    app: FastAPI, page_error: PageError | None = None, envelopes: Mapping[str, Envelope] | None = None
+) -> None:
+    """`page_error` renders errors of portal pages (anything outside /api/) as HTML; `envelopes` (path
+    prefix → body) answers an outage in the shape that API's clients read (the national interface)."""
 
     def is_page(request: Request) -> bool:
         machine = ("/api/", "/metrics", "/healthz", "/readyz")
         return page_error is not None and not request.url.path.startswith(machine)
+
+    def unavailable(request: Request, what: str) -> Response:
+        log.warning("backing service unavailable: %s", what, extra={"path": request.url.path})
+        text = message(UNAVAILABLE)
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        for prefix, envelope in (envelopes or {}).items():
+            if request.url.path.startswith(prefix):
+                return JSONResponse(envelope(UNAVAILABLE, text, RETRY_AFTER_SECONDS), 503, headers=retry)
+        if page_error is not None and is_page(request):
+            response = page_error(request, 503, UNAVAILABLE, text)
+        else:
+            response = error_response(503, UNAVAILABLE)
+        response.headers.update(retry)
+        return response
+
+    async def backing_service_error(request: Request, exc: Exception) -> Response:
+        what = outage(exc)
+        if what is None:
+            raise exc  # not an outage: the catch-all below answers 500 and logs it, as before
+        return unavailable(request, what)
+
+    for kind in (sa_exc.DBAPIError, sa_exc.TimeoutError, psycopg.Error, BotoCoreError, ClientError):
+        app.add_exception_handler(kind, backing_service_error)
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
@@ -97,6 +157,9 @@ def install(app: FastAPI, page_error: PageError | None = None) -> None:
         return error_response(422, "VALIDATION_FAILED", fields=[FieldError.of("body", "TEXT_INVALID")])
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        what = outage(exc)  # an outage wrapped in another exception still answers 503, never 500
+        if what is not None:
+            return unavailable(request, what)
         log.exception("unhandled error", exc_info=exc)
         return error_response(500, "INTERNAL_ERROR")

@@ -121,6 +121,15 @@ def dead_letters(
         return ops.dead_letters(s, peer)
 
 
+@admin.get("/refused", summary="本节点拒收的报文（对端越权：企业或来源不在其辖区、改动本节点上传的记录）")
+def refused(
+    who: StaffDep, rt: RuntimeDep, peer: Annotated[str | None, Query(max_length=63)] = None
+) -> list[dict[str, Any]]:
+    _operator(who)
+    with rt.db.transaction() as s:
+        return ops.refusals(s, peer)
+
+
 class ReplayIn(BaseModel):
     peer: str | None = Field(default=None, max_length=63, description="只重发发往该对端的死信")
     message_ids: list[str] | None = Field(

@@ -76,6 +76,13 @@ def _fail(code: str, detail: str | None = None, errors: list[FieldError] | None 
     return JSONResponse({"respInfo": {"code": "0", "errcode": code, "message": text, "errors": errs}})
 
 
+def unavailable(code: str, text: str, retry_after: int) -> dict[str, Any]:
+    """The envelope of a temporary outage (HTTP 503 with Retry-After, app.api.errors): not a refusal of
+    the record, so shop software keeps it and sends it again later."""
+    info = {"code": "0", "errcode": code, "message": text, "errors": [], "retry_after": retry_after}
+    return {"respInfo": info}
+
+
 def _enveloped(
     handler: Callable[[Request, Runtime], Awaitable[JSONResponse]],
 ) -> Callable[[Request, Runtime], Awaitable[JSONResponse]]:

@@ -468,6 +468,23 @@ class ExchangeInbox(Base):
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
+class ExchangeRefusal(Base):
+    """A message from a configured, authenticated peer that lay outside its authority: not applied."""
+
+    __tablename__ = "exchange_refusal"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    message_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), unique=True)
+    sender: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(30))
+    msg_key: Mapped[str | None] = mapped_column(String(120))
+    code: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, server_default="")
+    enterprise_region: Mapped[str | None] = mapped_column(String(6))
+    origin_region: Mapped[str | None] = mapped_column(String(6))
+    origin_day: Mapped[date | None]
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
 class ExchangeVinHome(Base):
     __tablename__ = "exchange_vin_home"
     vin: Mapped[str] = mapped_column(String(17), primary_key=True)
@@ -488,7 +505,8 @@ class ExchangeReconcile(Base):
     our_digest: Mapped[str] = mapped_column(String(64))
     missing: Mapped[int] = mapped_column(server_default="0")
     rerequested: Mapped[int] = mapped_column(server_default="0")
-    status: Mapped[str] = mapped_column(String(10))  # ok | gap | extra
+    refused: Mapped[int] = mapped_column(server_default="0")  # missing keys this node refused
+    status: Mapped[str] = mapped_column(String(10))  # ok | gap | extra | refused
     checked_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

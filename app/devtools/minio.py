@@ -67,11 +67,16 @@ class MinioServer:
                 time.sleep(0.2)
         raise TimeoutError("minio did not become ready")
 
-    def stop(self) -> None:
+    def pause(self) -> None:
+        """End the server as an outage would, keeping its data: `start` brings it back."""
         if self._proc and self._proc.poll() is None:
             self._proc.terminate()
             try:
                 self._proc.wait(10)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
+                self._proc.wait(10)
+
+    def stop(self) -> None:
+        self.pause()
         shutil.rmtree(self.dir, ignore_errors=True)

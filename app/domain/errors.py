@@ -14,6 +14,7 @@ MESSAGES: dict[str, str] = {
     "NOT_FOUND": "资源不存在",
     "METHOD_NOT_ALLOWED": "不支持的请求方法",
     "INTERNAL_ERROR": "服务器内部错误",
+    "RETRY_LATER": "服务暂时不可用（数据库或文件存储暂时无法访问），请稍后重试",
     # authentication
     "AUTH_REQUIRED": "缺少访问令牌",
     "AUTH_INVALID_CREDENTIALS": "企业编码或密钥错误",

@@ -1,4 +1,5 @@
-"""What an operator sees and does: per-peer backlog and cursor, dead letters, and replaying them."""
+"""What an operator sees and does: per-peer backlog and cursor, dead letters, and replaying them;
+the messages this node refused from each peer (outside its authority)."""
 
 import uuid
 from typing import Any
@@ -17,7 +18,9 @@ _STATUS = text(
               (SELECT min(o.created_at) FROM exchange_outbox o WHERE o.peer = c.peer AND o.status = 'pending'
                   AND (o.xid, o.id) > (c.xid, c.id)) AS oldest_pending_at,
               (SELECT count(*) FROM exchange_outbox o WHERE o.peer = c.peer AND o.status = 'dead')
-                  AS dead_letters
+                  AS dead_letters,
+              (SELECT count(*) FROM exchange_refusal f WHERE f.sender = c.peer) AS refused,
+              (SELECT max(f.received_at) FROM exchange_refusal f WHERE f.sender = c.peer) AS last_refused_at
        FROM exchange_cursor c ORDER BY c.peer"""
 )
 
@@ -31,6 +34,18 @@ def dead_letters(session: Session, peer: str | None, limit: int = 100) -> list[d
         text("""SELECT message_id::text AS message_id, peer, kind, msg_key, error_code, created_at, dead_at
                 FROM exchange_outbox WHERE status = 'dead' AND (CAST(:p AS text) IS NULL OR peer = :p)
                 ORDER BY id LIMIT :n"""),
+        {"p": peer, "n": limit},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def refusals(session: Session, peer: str | None, limit: int = 100) -> list[dict[str, Any]]:
+    """Messages received from `peer` (or any) and refused as outside its authority, newest first."""
+    rows = session.execute(
+        text("""SELECT message_id::text AS message_id, sender AS peer, kind, msg_key, code, detail,
+                       enterprise_region, origin_region, origin_day, received_at
+                FROM exchange_refusal WHERE CAST(:p AS text) IS NULL OR sender = :p
+                ORDER BY id DESC LIMIT :n"""),
         {"p": peer, "n": limit},
     )
     return [dict(r._mapping) for r in rows]
@@ -82,7 +97,15 @@ def purge(session: Session, days: int) -> dict[str, int]:
     seen = session.execute(
         text("DELETE FROM exchange_inbox WHERE received_at < now() - make_interval(days => :d)"), {"d": days}
     )
-    return {"outbox": shipped.rowcount, "inbox": seen.rowcount}  # type: ignore[attr-defined]
+    refused = session.execute(
+        text("DELETE FROM exchange_refusal WHERE received_at < now() - make_interval(days => :d)"),
+        {"d": days},
+    )
+    return {
+        "outbox": shipped.rowcount,  # type: ignore[attr-defined]
+        "inbox": seen.rowcount,  # type: ignore[attr-defined]
+        "refusal": refused.rowcount,  # type: ignore[attr-defined]
+    }
 
 
 def configured(node: ExchangeNode | None) -> dict[str, Any]:

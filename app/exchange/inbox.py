@@ -2,12 +2,16 @@
 
 A message is applied only if it comes from a configured peer, over a TLS connection whose client
 certificate names that same peer, addressed to this node, and signed with that peer's key; anything
-else is rejected, written to the audit log, and never applied. Applying is idempotent twice over:
+else is rejected, written to the audit log, and never applied. A message that passes those checks
+but lies outside the sending peer's authority (app.exchange.authority) is refused the same way and
+also kept in `exchange_refusal`, for the operators, the metrics and reconciliation. Applying is
+idempotent twice over:
 the inbox refuses a message id seen before, and a record version already held is not written again
 (a re-requested or replayed message carries a new id but the same version).
 """
 
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,22 +25,26 @@ from sqlalchemy.orm import Session
 from app.db.models import (
     Enterprise,
     ExchangeInbox,
+    ExchangeRefusal,
     ExchangeStatistics,
     RecordVersion,
     RepairRecord,
     Vehicle,
 )
 from app.db.session import Database
-from app.domain.clock import now
+from app.domain.clock import CHINA, now
 from app.domain.enterprise import EnterpriseIn
 from app.domain.record import RecordIn, digest, parse_record
-from app.exchange import outbox
+from app.exchange import authority, outbox
+from app.exchange.authority import Refusal
+from app.exchange.metrics import REFUSED
 from app.exchange.node import ExchangeNode, Peer
 from app.exchange.signing import verify
 from app.security.auditlog import AuditLog, Event
 from app.services.records import BatchItem, _upsert_vehicles, _version_row
 
 log = logging.getLogger("app.exchange")
+_REGION = re.compile(r"^\d{6}$")
 
 Status = Literal["applied", "duplicate", "rejected"]
 ENVELOPE = ("id", "kind", "from", "to", "created_at", "body", "sig")
@@ -134,6 +142,8 @@ def check_record(mid: str, body: Any) -> RecordMsg:
         raise Rejected("MESSAGE_MALFORMED", repr(exc)) from exc
     if not 1 <= version < 2**31 or origin_at.tzinfo is None:
         raise Rejected("MESSAGE_MALFORMED", "version or origin.at")
+    if not _REGION.match(origin_region):  # authority is decided by this code: no partial prefixes
+        raise Rejected("MESSAGE_MALFORMED", "origin.region_code")
     try:
         ent = EnterpriseIn.model_validate(body.get("enterprise"))
     except ValidationError as exc:
@@ -171,6 +181,15 @@ def check_record(mid: str, body: Any) -> RecordMsg:
     )
 
 
+@dataclass
+class Refused:
+    """A message from an authenticated peer outside its authority (a statistics report: some rows)."""
+
+    message: dict[str, Any]
+    record: RecordMsg | None
+    refusal: Refusal
+
+
 def receive(
     node: ExchangeNode,
     db: Database,
@@ -183,31 +202,51 @@ def receive(
 
     A message refused by a check is answered `rejected` on its own; the rest are applied with a few
     set-based statements per round, like uploads (app.services.records): a failure there fails the
-    request, and the sender sends the batch again (what was applied is then `duplicate`).
+    request, and the sender sends the batch again (what was applied is then `duplicate`). Messages
+    outside the peer's authority are answered `rejected` as well (final for the sender, which
+    dead-letters them) and recorded after the batch, with their audit events, in one transaction.
     """
     results: dict[int, Result] = {}
     records: list[tuple[int, RecordMsg]] = []
     others: list[tuple[int, Peer, dict[str, Any]]] = []
+    refused: dict[str, Refused] = {}
     peer: Peer | None = None
     for i, m in enumerate(messages):
         mid = str(m.get("id")) if isinstance(m, dict) else ""
         try:
             peer = authenticate(node, caller_cn, m)
             if m["kind"] == outbox.RECORD:
-                records.append((i, check_record(mid, m["body"])))
+                rec = check_record(mid, m["body"])
+                no = authority.check_record(node, peer, rec.enterprise.region_code, rec.origin_region)
+                if no is None:
+                    records.append((i, rec))
+                    continue
+                refused[mid] = Refused(m, rec, no)
             elif m["kind"] == outbox.STATISTICS:
-                others.append((i, peer, m))
+                no = authority.check_statistics(node, peer)
+                if no is None:
+                    partly = authority.outside(peer, _statistics_regions(m["body"]))
+                    if partly is not None:  # applied without those rows, and they are reported
+                        refused[mid] = Refused(m, None, partly)
+                    others.append((i, peer, m))
+                    continue
+                refused[mid] = Refused(m, None, no)
             else:
                 raise Rejected("KIND_UNKNOWN")
+            results[i] = Result(mid, "rejected", no.code)
         except Rejected as err:
             audit_rejection(db, audit, caller_cn, m, err, client_ip)
             results[i] = Result(mid, "rejected", err.code)
     if records:
         assert peer is not None  # every message authenticated as the connection's one peer
         sender = peer
-        statuses = db.run(lambda s: apply_records(node, s, sender, [r for _, r in records]))
+        statuses, held = db.run(lambda s: apply_records(node, s, sender, [r for _, r in records]))
         first: set[str] = set()
         for i, r in records:  # a repeated id within the request: its later copies are duplicates
+            if r.id in held:
+                refused[r.id] = Refused(messages[i], r, held[r.id])
+                results[i] = Result(r.id, "rejected", held[r.id].code)
+                continue
             results[i] = Result(r.id, statuses[r.id] if r.id not in first else "duplicate")
             first.add(r.id)
     for i, p, m in others:
@@ -216,7 +255,78 @@ def receive(
         except Rejected as err:
             audit_rejection(db, audit, caller_cn, m, err, client_ip)
             results[i] = Result(m["id"], "rejected", err.code)
+    if refused:
+        assert peer is not None
+        who = peer
+        new = db.run(lambda s: record_refusals(s, audit, who, caller_cn, refused, client_ip))
+        for code in new:
+            REFUSED.labels(who.name, code).inc()
     return [results[i] for i in range(len(messages))]
+
+
+def _statistics_regions(body: Any) -> list[str]:
+    try:
+        return [str(d["region_code"])[:6] for d in body["days"]]
+    except (KeyError, TypeError) as exc:
+        raise Rejected("MESSAGE_MALFORMED", repr(exc)) from exc
+
+
+def record_refusals(
+    session: Session,
+    audit: AuditLog,
+    peer: Peer,
+    caller_cn: str | None,
+    refused: dict[str, Refused],
+    client_ip: str | None,
+) -> list[str]:
+    """Refused messages into `exchange_refusal` (each id once) and the audit log; returns the codes of
+    those not refused before (a re-sent copy is not counted twice)."""
+    rows = []
+    for mid, x in refused.items():
+        rec = x.record
+        rows.append(
+            {
+                "message_id": mid,
+                "sender": peer.name,
+                "kind": str(x.message.get("kind"))[:30],
+                "msg_key": rec.key[:120] if rec is not None else None,
+                "code": x.refusal.code,
+                "detail": x.refusal.detail[:500],
+                "enterprise_region": rec.enterprise.region_code if rec is not None else None,
+                "origin_region": rec.origin_region if rec is not None else None,
+                "origin_day": rec.origin_at.astimezone(CHINA).date() if rec is not None else None,
+            }
+        )
+    new = session.execute(
+        pg_insert(ExchangeRefusal)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["message_id"])
+        .returning(ExchangeRefusal.code)
+    ).scalars()
+    codes = list(new)
+    for mid, x in refused.items():
+        audit.record(
+            session,
+            Event(
+                "exchange_peer",
+                (caller_cn or peer.name)[:60],
+                "exchange.receive",
+                f"message:{mid}"[:60],
+                "failure",
+                {"reason": x.refusal.code, "detail": x.refusal.detail[:200], "from": peer.name},
+                None,
+                client_ip,
+            ),
+        )
+    log.warning(
+        "exchange messages refused: outside the peer's authority",
+        extra={
+            "sender": peer.name,
+            "refused": len(refused),
+            "codes": sorted({x.refusal.code for x in refused.values()}),
+        },
+    )
+    return codes
 
 
 def _first_time(session: Session, peer: Peer, rows: list[dict[str, Any]]) -> set[str]:
@@ -253,9 +363,10 @@ def _enterprise_ids(session: Session, ents: list[EnterpriseIn]) -> dict[str, int
 
 def apply_records(
     node: ExchangeNode, session: Session, peer: Peer, msgs: list[RecordMsg]
-) -> dict[str, Status]:
+) -> tuple[dict[str, Status], dict[str, Refusal]]:
     """Statuses by message id: repeats of an id (in the batch or before) and versions already held are
-    `duplicate`; every other version is stored, its record's head moved forward, and routed onward."""
+    `duplicate`; every other version is stored, its record's head moved forward, and routed onward.
+    Second: the refused, versions of records held here that the peer may not change (authority)."""
     status: dict[str, Status] = {}
     unique: list[RecordMsg] = []
     for m in msgs:
@@ -263,12 +374,25 @@ def apply_records(
             continue
         status[m.id] = "duplicate"
         unique.append(m)
+    # a record's origin is fixed by its first version: within a batch, its first message names it
+    origin: dict[tuple[str, str], str] = {}
+    for m in unique:
+        origin.setdefault((m.enterprise.uscc, m.settlement_no), m.origin_region)
+    held = authority.held_conflicts(session, origin)
+    refused: dict[str, Refusal] = {}
+    for m in unique:
+        k = (m.enterprise.uscc, m.settlement_no)
+        if k in held:
+            refused[m.id] = held[k]
+        elif m.origin_region != origin[k]:
+            refused[m.id] = Refusal(authority.ORIGIN_CONFLICT, f"{k[0]}/{k[1]}: two origins in one batch")
+    unique = [m for m in unique if m.id not in refused]
     new_ids = _first_time(
         session, peer, [{"message_id": m.id, "kind": outbox.RECORD, "msg_key": m.key} for m in unique]
     )
     fresh = [m for m in unique if m.id in new_ids]
     if not fresh:
-        return status
+        return status, refused
     ent_ids = _enterprise_ids(session, [m.enterprise for m in fresh])
     uploads = [m for m in fresh if m.parsed is not None]
     if uploads:
@@ -301,7 +425,7 @@ def apply_records(
         }
     items = [(m.body, plates.get(m.vin)) for m in applied]
     outbox.write(session, outbox.route_records(node, session, items, peer.name))
-    return status
+    return status, refused
 
 
 def _apply_round(session: Session, msgs: list[RecordMsg], ent_ids: dict[str, int]) -> list[RecordMsg]:
@@ -420,6 +544,7 @@ def apply_statistics(session: Session, peer: Peer, body: dict[str, Any]) -> Stat
                 "generated_at": generated,
             }
             for d in body["days"]
+            if peer.holds(str(d["region_code"])[:6])  # only the sender's own regions (authority)
         ]
     except (KeyError, TypeError, ValueError) as exc:
         raise Rejected("MESSAGE_MALFORMED", repr(exc)) from exc

@@ -2,7 +2,7 @@
 but the state it leaves (cursors, backlog, dead letters) is in the database every web worker sees.
 Under app-web's multiprocess metrics, the most recent refresh of any worker is the value."""
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 from sqlalchemy.orm import Session
 
 from app.domain.clock import now
@@ -23,6 +23,13 @@ DEAD = Gauge(
 FAILURES = Gauge(
     "pbox_exchange_consecutive_failures", "Failed deliveries since the last success", ["peer"],
     multiprocess_mode=MODE,
+)
+
+# counted where it happens (the app-web process that received the message); merged across processes
+REFUSED = Counter(
+    "pbox_exchange_refused_messages_total",
+    "Messages a peer sent outside its authority, refused here (docs/exchange.md §4.1)",
+    ["peer", "code"],
 )
 
 

@@ -91,6 +91,16 @@ def held_keys(session: Session, day: date, origin: str) -> set[tuple[str, str]]:
     return {(r.k, r.d) for r in rows}
 
 
+def refused_keys(session: Session, peer: str, keys: list[str]) -> set[str]:
+    if not keys:
+        return set()
+    rows = session.execute(
+        text("SELECT DISTINCT msg_key FROM exchange_refusal WHERE sender = :p AND msg_key = ANY(:k)"),
+        {"p": peer, "k": keys},
+    )
+    return {r[0] for r in rows}
+
+
 def rerequest(session: Session, peer: str, keys: list[str]) -> dict[str, Any]:
     """The latest message of each key for `peer` goes into the outbox again, unless it is a dead letter
     (it would only be rejected again: the operator replays those once the cause is fixed)."""
@@ -153,6 +163,7 @@ def reconcile_peer(
             "our_digest": o["digest"],
             "missing": 0,
             "rerequested": 0,
+            "refused": 0,
             "status": "ok",
         }
         if o["digest"] != t["digest"]:
@@ -167,9 +178,12 @@ def reconcile_peer(
             )["keys"]
             with db.transaction() as s:
                 held = held_keys(s, day, t["origin_region"])
-            missing = sorted({k for k, d in keys if (k, d) not in held})
-            entry["missing"] = len(missing)
-            entry["status"] = "gap" if missing else "extra"
+                lacking = sorted({k for k, d in keys if (k, d) not in held})
+                # refused here as outside the peer's authority: shown, and never asked for again
+                no = refused_keys(s, peer.name, lacking)
+            missing = [k for k in lacking if k not in no]
+            entry["missing"], entry["refused"] = len(missing), len(lacking) - len(missing)
+            entry["status"] = "gap" if missing else "refused" if entry["refused"] else "extra"
             if missing:
                 answer = call(client, node, peer, REREQUEST_PATH, "reconcile.rerequest", {"keys": missing})
                 entry["rerequested"] = int(answer.get("requeued", 0))
@@ -200,6 +214,7 @@ def reconcile_peer(
                         "our_digest",
                         "missing",
                         "rerequested",
+                        "refused",
                         "status",
                     )
                 }
@@ -223,7 +238,7 @@ def reconcile_all(node: ExchangeNode, db: Database, client: httpx.Client) -> dic
 def state(session: Session) -> list[dict[str, Any]]:
     rows = session.execute(
         text("""SELECT peer, day, origin_region, their_count, their_digest, our_count, our_digest, missing,
-                       rerequested, status, checked_at
+                       rerequested, refused, status, checked_at
                 FROM exchange_reconcile ORDER BY peer, day DESC, origin_region""")
     )
     return [{**r._mapping, "day": r.day.isoformat()} for r in rows]

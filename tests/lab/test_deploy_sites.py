@@ -20,6 +20,8 @@ SITES = {
 }
 # The city a car's file belongs to, by its plate's prefix (GB/T 2260: 苏A 南京 320100, 苏E 苏州 320500).
 HOME_CITY = {"苏A": "nanjing", "苏E": "suzhou"}
+# Each site's shops lie in its region (a city node may speak for nothing else; the province for all).
+SITE_REGION = {"province": "320102", "nanjing": "320102", "wuxi": "320202", "suzhou": "320505"}
 TIMINGS: dict[str, dict[str, float]] = {}
 
 
@@ -43,8 +45,8 @@ def test_deploy_succeeds(deployed):
 def test_each_site_serves_its_own_uploads(deployed):
     profile, prof, _, result, _ = deployed
     assert result.ok
-    for lb, replica in sorted(SITES[profile].values()):
-        rec = checks.smoke(str(prof.host(lb).address), profile)
+    for site, (lb, replica) in sorted(SITES[profile].items()):
+        rec = checks.smoke(str(prof.host(lb).address), profile, region_code=SITE_REGION[site])
         if replica:
             checks.replica_has_record(prof.host(replica), rec["record_id"])
 
@@ -66,7 +68,8 @@ def test_records_flow_between_city_and_province(deployed):
         return host_run(db, "sudo", "-u", "postgres", "psql", "-d", "pbox", "-Atc",
                         f"SELECT count(*) FROM vehicle WHERE vin = '{vin}'")
 
-    uploads = [(site, plate, checks.smoke(str(prof.host(lb).address), profile, plate=plate)["vin"])
+    uploads = [(site, plate, checks.smoke(str(prof.host(lb).address), profile, plate=plate,
+                                          region_code=SITE_REGION[site])["vin"])
                for site, (lb, _) in sorted(sites.items()) for plate in ("苏A12345", "苏E12345")]
     t0 = time.monotonic()
     for site, plate, vin in uploads:
