@@ -84,6 +84,7 @@ MESSAGES: dict[str, str] = {
     "STAFF_EXISTS": "该用户名已存在",
     "STAFF_NOT_FOUND": "工作人员账户不存在",
     "AUDIT_CHAIN_BROKEN": "审计日志哈希链断裂：记录被删除或改动",
+    "AUDIT_KEY_MISSING": "审计日志为带密钥的链，本节点未配置审计密钥，无法校验",
     "USERNAME_FORMAT": "用户名只能包含小写字母、数字、点、下划线和连字符，3 至 40 位",
     # portal: ratings, complaints, notices, 行驶证 claims, shop accounts, statistics
     "RATING_EXISTS": "该次维修已评价过，每次维修只能评价一次",

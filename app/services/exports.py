@@ -18,7 +18,6 @@ from openpyxl.styles import Font
 from app.domain.errors import AppError
 from app.services.statistics import TABLE_KEYS, TABLES, Table
 
-
 # What spreadsheet software may read as the start of a formula: the OWASP list (= + - @, tab, carriage
 # return) and their full-width forms, which some Excel/WPS input modes turn into the ASCII ones.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")

