@@ -11,6 +11,8 @@ MESSAGES: dict[str, str] = {
     "MALFORMED_JSON": "请求体不是合法的 JSON",
     "PAYLOAD_TOO_LARGE": "请求体超过大小限制",
     "BATCH_TOO_LARGE": "批量上传每次最多 500 条",
+    "FORM_TOO_MANY_ITEMS": "表单的维修项目或配件行数超过上限（项目最多 200 行，配件最多 500 行）",
+    "TOO_MANY_FILES": "附件数量超过上限",
     "NOT_FOUND": "资源不存在",
     "METHOD_NOT_ALLOWED": "不支持的请求方法",
     "INTERNAL_ERROR": "服务器内部错误",
