@@ -165,6 +165,7 @@ class Federation:
             self.nodes[name] = Node(name, role, region, d, url, free_port(), signer_file, cert, key)
         admin.dispose()
         self.secret_key, self.field_key = secrets.token_hex(32), secrets.token_hex(32)
+        self.audit_key = secrets.token_hex(32)  # keyed audit chains, as deployed
         for node in self.nodes.values():
             self.write_config(node)
 
@@ -183,6 +184,7 @@ class Federation:
             "s3_bucket": f"pbox-{node.name}",
             "secret_key": self.secret_key,
             "field_key": self.field_key,
+            "audit_key": self.audit_key,
             "host": "127.0.0.1",
             "port": node.port,
             "workers": 1,
@@ -239,8 +241,9 @@ class Federation:
         eng = node.engine()
         with eng.begin() as conn, sa.orm.Session(bind=conn) as s:
             cipher = FieldCipher(bytes.fromhex(self.field_key))
+            audit = AuditLog("sha256", bytes.fromhex(self.audit_key))
             made = staff.bootstrap(
-                s, cipher, AuditLog(), 12, "ops-" + node.name[:30], ADMIN_PASSWORD, Role.SYSTEM_ADMIN
+                s, cipher, audit, 12, "ops-" + node.name[:30], ADMIN_PASSWORD, Role.SYSTEM_ADMIN
             )
             s.flush()
         eng.dispose()

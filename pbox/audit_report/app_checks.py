@@ -24,7 +24,8 @@ UNIT_HARDENING = {
 def redact(line: str) -> str:
     """Secrets never reach the report: passwords in URLs and key values are masked."""
     line = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", line)
-    return re.sub(r"^((?:PBOX_FIELD_KEY|PBOX_AUDIT_KEY|PBOX_SECRET_KEY|PBOX_S3_SECRET_KEY)=).*$", r"\1<redacted>", line)
+    keys = "PBOX_FIELD_KEY|PBOX_AUDIT_KEY|PBOX_SECRET_KEY|PBOX_S3_SECRET_KEY"
+    return re.sub(rf"^((?:{keys})=).*$", r"\1<redacted>", line)
 
 
 def env_values(text: str) -> dict[str, str]:
