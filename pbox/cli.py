@@ -223,8 +223,9 @@ def audit_verify_log(
     database_url: Annotated[str, typer.Option("--database-url", envvar="PBOX_DATABASE_URL",
                                               help="The application database (SQLAlchemy URL).")],
     audit_key_file: Annotated[Path | None, typer.Option(
-        "--audit-key-file", help="File holding the node's audit key (hex): on the controller, "
-        "<secrets>/app_audit_key. Or the PBOX_AUDIT_KEY variable.")] = None,
+        "--audit-key-file", help="The node's audit key: on the controller, <secrets>/<site>/app_audit_key "
+        "(the generated secret; its SHA-256 is the key), or a file with the key in hex. Or the "
+        "PBOX_AUDIT_KEY variable (hex, as in the node's app.env).")] = None,
     anchors: Annotated[Path | None, typer.Option(
         "--anchors", help="The central log host's anchor file (pbox-audit-anchors.log), '-' for stdin: "
         "every chain head anchored there must still be in the chain.")] = None,
@@ -238,12 +239,14 @@ def audit_verify_log(
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from app.security.auditlog import MissingAuditKey, parse_key
+    from app.security.auditlog import MissingAuditKey, key_from_secret_file, parse_key
     from pbox.audit import verify_log
 
     try:
-        raw = audit_key_file.read_text() if audit_key_file else os.environ.get("PBOX_AUDIT_KEY")
-        key = parse_key(raw)
+        if audit_key_file is not None:
+            key = key_from_secret_file(audit_key_file.read_text())
+        else:
+            key = parse_key(os.environ.get("PBOX_AUDIT_KEY"))
     except (OSError, ValueError) as e:
         raise fail(f"cannot read the audit key: {e}") from None
     try:

@@ -91,6 +91,17 @@ class MissingAuditKey(Exception):
         self.seq = seq
 
 
+def key_from_secret_file(text: str) -> bytes:
+    """The key from a file: 64+ hex digits as they are, else the controller's generated secret
+    (roles/app), whose SHA-256 is the key the node's app.env carries."""
+    value = text.strip()
+    if re.fullmatch(r"(?:[0-9a-fA-F]{2}){32,}", value):
+        return bytes.fromhex(value)
+    if not value:
+        raise ValueError("the audit key file is empty")
+    return hashlib.sha256(value.encode()).digest()
+
+
 def parse_key(value: str | None) -> bytes | None:
     """The audit key as configured: hex, at least 32 bytes; empty means none."""
     if not value or not value.strip():

@@ -3,6 +3,7 @@ rewriting them past the triggers (with or without knowing the old plain-hash sch
 holding the key rewriting the chain; `pbox audit verify-log` (with the key and the log host's
 anchors) and `app-admin audit verify-log` must report each."""
 
+import hashlib
 import os
 import secrets
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.db.session import Database
-from app.security.auditlog import GENESIS, AuditLog, Event, row_hash
+from app.security.auditlog import GENESIS, AuditLog, Event, key_from_secret_file, row_hash
 from app.worker import anchor_audit_chain
 from tests.app.conftest import migrated_database
 from tests.app.test_processes import env_for
@@ -103,6 +104,18 @@ def test_the_keyed_chain_verifies_and_needs_its_key(chain_db):
     assert wrong.returncode == 1 and "seq 1" in wrong.stderr, wrong.stdout + wrong.stderr
     none = verify_log(chain_db.superuser_url, key=None)
     assert none.returncode == 2 and "audit key" in none.stderr, none.stdout + none.stderr
+
+
+def test_the_key_comes_from_the_controllers_secret_file(chain_db, tmp_path):
+    secret = "Zq8" * 10 + "xy"  # the shape roles/app generates: 32 letters and digits
+    assert key_from_secret_file(secret + "\n") == hashlib.sha256(secret.encode()).digest()  # as app.env
+    hex_file = tmp_path / "audit.hex"
+    hex_file.write_text(KEY.hex() + "\n")
+    ok = verify_log(chain_db.superuser_url, "--audit-key-file", str(hex_file), key=None)
+    assert ok.returncode == 0 and "6 rows" in ok.stdout, ok.stdout + ok.stderr
+    (tmp_path / "wrong").write_text(secret)
+    bad = verify_log(chain_db.superuser_url, "--audit-key-file", str(tmp_path / "wrong"), key=None)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
 
 
 def test_runtime_role_cannot_add_a_forged_event_unnoticed(chain_db):
