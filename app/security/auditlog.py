@@ -153,29 +153,28 @@ class AuditLog:
 
     def record(self, session: Session, e: Event) -> int:
         """Append one event in the caller's transaction; returns its sequence number."""
+        seq, prev = self._head(session)
+        self._append(session, seq, prev, e)
+        return seq
+
+    def ensure_keyed(self, session: Session) -> None:
+        """Write the boundary row now if the chain is not keyed yet (app-worker, at start)."""
+        if self.key is not None:
+            self._head(session)
+
+    def _head(self, session: Session) -> tuple[int, str]:
+        """Lock the chain; the next seq and the head's hash, after marking the keyed chain's start if
+        this writer has the key and the head is not keyed yet."""
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
         last = session.execute(
             select(AuditEvent.seq, AuditEvent.hash, AuditEvent.alg).order_by(AuditEvent.seq.desc()).limit(1)
         ).first()
         seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
         if self.key is not None and (last is None or last[2] not in KEYED):
-            # the first keyed row marks where the keyed chain starts
             mark = Event("system", "app", BOUNDARY_ACTION, "audit.event", detail={"alg": self.row_alg})
             prev = self._append(session, seq, prev, mark)
             seq += 1
-        self._append(session, seq, prev, e)
-        return seq
-
-    def ensure_keyed(self, session: Session) -> None:
-        """Write the boundary row now if the chain is not keyed yet (app-worker, at start)."""
-        if self.key is None:
-            return
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-        last = session.execute(select(AuditEvent.seq, AuditEvent.hash, AuditEvent.alg)
-                               .order_by(AuditEvent.seq.desc()).limit(1)).first()
-        if last is None or last[2] not in KEYED:
-            mark = Event("system", "app", BOUNDARY_ACTION, "audit.event", detail={"alg": self.row_alg})
-            self._append(session, last[0] + 1 if last else 1, last[1] if last else GENESIS, mark)
+        return seq, prev
 
     def _append(self, session: Session, seq: int, prev: str, e: Event) -> str:
         at = now()
