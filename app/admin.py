@@ -15,6 +15,10 @@ role later gets a fresh account from the system administrator instead.
 `roster import FILE.csv|FILE.xlsx` imports the province's licence roster (道路运政 licensed shops;
 columns in docs/operations.md): the good rows are imported, each bad row is printed with its line
 number and reasons, and the exit status is 1 if any row was bad (2 if the file could not be read).
+
+`audit verify-log` verifies the node's keyed audit chain with the node's own key and, given the
+central log host's anchor file (`--anchors FILE`, or `-` for standard input), checks every anchor of
+this node against the chain (docs/operations.md).
 """
 
 import argparse
@@ -24,8 +28,8 @@ from pathlib import Path
 
 from app.db.session import Database
 from app.domain.errors import AppError
-from app.runtime import field_cipher
-from app.security.auditlog import AuditLog
+from app.runtime import audit_log, field_cipher, node_name
+from app.security.auditlog import MissingAuditKey, verify_with_anchors
 from app.security.rbac import Role
 from app.services import roster, staff
 from app.settings import get_settings
@@ -45,7 +49,7 @@ def read_password(from_stdin: bool) -> str:
 def bootstrap(role: Role, username: str, password: str) -> staff.NewStaff:
     settings = get_settings()
     db = Database(settings.database_url, pool_size=1, max_overflow=0)
-    audit = AuditLog("sm3" if settings.crypto_suite == "sm" else "sha256")
+    audit = audit_log(settings)
     try:
         with db.transaction() as session:
             return staff.bootstrap(session, field_cipher(settings), audit, settings.staff_password_min_length,
@@ -58,7 +62,7 @@ def import_roster(path: Path) -> int:
     """The exit status: 0 all rows imported, 1 some rows bad (the good ones imported), 2 file unreadable."""
     settings = get_settings()
     db = Database(settings.database_url, pool_size=1, max_overflow=0)
-    audit = AuditLog("sm3" if settings.crypto_suite == "sm" else "sha256")
+    audit = audit_log(settings)
     try:
         with db.transaction() as session:
             report = roster.import_file(session, audit, path, f"app-admin:{getpass.getuser()}")
@@ -81,6 +85,38 @@ def import_roster(path: Path) -> int:
     return 1 if report.bad else 0
 
 
+def verify_log(anchors: str | None) -> int:
+    """Print the verification; 0 intact, 1 broken or an anchor differs, 2 cannot check."""
+    settings = get_settings()
+    audit = audit_log(settings)
+    lines = None
+    if anchors is not None:
+        lines = sys.stdin.readlines() if anchors == "-" else Path(anchors).read_text().splitlines()
+    db = Database(settings.database_url, pool_size=1, max_overflow=0)
+    try:
+        with db.transaction() as session:
+            v = verify_with_anchors(session, audit.key, lines, node_name(settings))
+    except MissingAuditKey as e:
+        print(f"app-admin: {e}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    c = v.chain
+    if c.ok:
+        print(f"audit log intact: {c.checked} rows, head {c.head}")
+    else:
+        print(f"audit log broken at seq {c.broken_seq}: {c.reason} ({c.checked} rows verified before it)",
+              file=sys.stderr)
+    if v.anchors is not None:
+        for seq, reason in v.anchors.mismatches:
+            print(f"audit log differs from an anchor at seq {seq}: {reason}", file=sys.stderr)
+        if v.anchors.checked == 0:
+            print(f"no anchors of node {node_name(settings)} in the anchor file", file=sys.stderr)
+        elif v.anchors.ok:
+            print(f"anchors match: {v.anchors.checked} anchors")
+    return 0 if v.ok else 1
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="app-admin", description="Operator commands of an installed node.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,9 +129,16 @@ def main(argv: list[str] | None = None) -> None:
     rost_sub = rost.add_subparsers(dest="roster_command", required=True)
     imp = rost_sub.add_parser("import", help="import a roster file (.csv or .xlsx, docs/operations.md)")
     imp.add_argument("file", type=Path)
+    audit = sub.add_parser("audit", help="the node's audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    vlog = audit_sub.add_parser("verify-log",
+                                help="verify the keyed audit chain (and the log host's anchors)")
+    vlog.add_argument("--anchors", help="the log host's anchor file, or - for standard input")
     args = parser.parse_args(argv)
     if args.command == "roster":
         raise SystemExit(import_roster(args.file))
+    if args.command == "audit":
+        raise SystemExit(verify_log(args.anchors))
     password = read_password(args.password_stdin)
     try:
         made = bootstrap(Role(args.role), args.username, password)

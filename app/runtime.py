@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from app.db.session import Database
 from app.exchange.node import ExchangeNode
-from app.security.auditlog import AuditLog
+from app.security.auditlog import AuditLog, parse_key
 from app.security.fieldcrypt import FieldCipher, load_master_key
 from app.security.querycodes import QueryCodes
 from app.security.ratelimit import FailureLimiter
@@ -34,7 +34,7 @@ class Runtime:
     def from_settings(cls, settings: Settings) -> "Runtime":
         key = settings.secret_key.get_secret_value().encode()
         crypto = field_cipher(settings)
-        audit = AuditLog("sm3" if settings.crypto_suite == "sm" else "sha256")
+        audit = audit_log(settings)
         return cls(
             settings=settings,
             db=Database(settings.database_url, settings.db_pool_size, settings.db_max_overflow),
@@ -56,3 +56,15 @@ class Runtime:
 def field_cipher(settings: Settings) -> FieldCipher:
     key = load_master_key(settings.field_key.get_secret_value() or None, settings.field_key_file)
     return FieldCipher(key, settings.crypto_suite)
+
+
+def audit_log(settings: Settings) -> AuditLog:
+    """The audit log as configured: SM3 with the national suite, keyed when the audit key is set."""
+    return AuditLog("sm3" if settings.crypto_suite == "sm" else "sha256",
+                    parse_key(settings.audit_key.get_secret_value()))
+
+
+def node_name(settings: Settings) -> str:
+    """The name audit anchors carry (the exchange's node name, or its default): a log host may serve
+    several nodes."""
+    return settings.exchange.node_name or f"{settings.node_role}-{settings.region_code}"

@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     field_key: SecretStr = SecretStr("")
     field_key_file: Path | None = None
     crypto_suite: Literal["standard", "sm"] = "standard"
+    # The audit log's chain key (64+ hex digits), outside the database like the field key: rows are
+    # HMACs under it, so no database role can forge or re-hash them. Empty: a plain hash chain
+    # (development only; a deployment always sets it, roles/app).
+    audit_key: SecretStr = SecretStr("")
+    # app-worker: how often it writes the audit chain's head to syslog (tag pbox-audit-anchor), which
+    # the hosts forward to the central log host, so a later rewrite is found by verify-log.
+    audit_anchor_interval_seconds: int = 300
 
     # Staff (regulators and administrators): GB/T 22239 8.1.4.1 login-failure and session handling.
     staff_lockout_threshold: int = 5

@@ -1,12 +1,15 @@
 """`app-worker`: background jobs, each on its own interval: keep month partitions of record_version
 created ahead of time (so uploads never land in the default partition), re-aggregate the statistics
-of the days changed since the last round (app.services.aggregates) and re-verify the audit-log
-hash chain, exported as pbox_audit_chain_ok for the AuditChainBroken alert; when the exchange is
+of the days changed since the last round (app.services.aggregates), re-verify the audit-log
+hash chain, exported as pbox_audit_chain_ok for the AuditChainBroken alert, and anchor the chain's
+head off the database host (syslog, tag pbox-audit-anchor, forwarded to the central log host and
+checked by `verify-log --anchors`); when the exchange is
 enabled, its relay, reconciliation and upward statistics run in threads beside them
 (app.exchange.worker). Its metrics have their own registry and listener (not app-web's)."""
 
 import logging
 import signal
+import syslog
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +23,7 @@ from app import logs
 from app.db.session import Database
 from app.exchange import worker as exchange_worker
 from app.exchange.node import ExchangeNode
+from app.runtime import audit_log, node_name
 from app.security import auditlog
 from app.services import aggregates
 from app.settings import get_settings
@@ -41,6 +45,14 @@ AUDIT_CHAIN_VERIFIED_AT = Gauge(
     "When the audit chain was last verified",
     registry=REGISTRY,
 )
+AUDIT_ANCHOR_SEQ = Gauge(
+    "pbox_audit_anchor_seq", "The audit chain's head as last anchored to syslog", registry=REGISTRY
+)
+AUDIT_ANCHORED_AT = Gauge(
+    "pbox_audit_anchor_last_timestamp_seconds",
+    "When the audit chain head was last anchored",
+    registry=REGISTRY,
+)
 
 
 def ensure_partitions(db: Database) -> int:
@@ -58,9 +70,12 @@ def refresh_statistics(db: Database) -> int:
     return days
 
 
-def verify_audit_chain(db: Database) -> auditlog.ChainReport:
-    with db.transaction() as s:
-        report = auditlog.verify(s)
+def verify_audit_chain(db: Database, audit: auditlog.AuditLog | None = None) -> auditlog.ChainReport:
+    try:
+        with db.transaction() as s:
+            report = audit.verify(s) if audit else auditlog.verify(s)
+    except auditlog.MissingAuditKey as e:  # a keyed chain this node cannot check counts as not verified
+        report = auditlog.ChainReport(0, "", e.seq, str(e))
     AUDIT_CHAIN_OK.set(1 if report.ok else 0)
     AUDIT_CHAIN_ROWS.set(report.checked)
     AUDIT_CHAIN_VERIFIED_AT.set_to_current_time()
@@ -69,6 +84,29 @@ def verify_audit_chain(db: Database) -> auditlog.ChainReport:
     else:
         log.error("audit chain broken", extra={"audit_seq": report.broken_seq, "reason": report.reason})
     return report
+
+
+def syslog_anchor(message: str) -> None:
+    """To the local syslog socket under a fixed tag; journald/rsyslog forward it to the log host."""
+    syslog.openlog(auditlog.ANCHOR_TAG, syslog.LOG_PID, syslog.LOG_AUTHPRIV)
+    syslog.syslog(syslog.LOG_NOTICE, message)
+
+
+def anchor_audit_chain(
+    db: Database, audit: auditlog.AuditLog, node: str, emit: Callable[[str], None] = syslog_anchor
+) -> str | None:
+    """Write the chain's head off the host; a keyed node first marks where its keyed chain starts."""
+    with db.transaction() as s:
+        audit.ensure_keyed(s)
+        top = auditlog.head(s)
+    if top is None:
+        return None
+    message = auditlog.anchor_message(node, *top)
+    emit(message)
+    AUDIT_ANCHOR_SEQ.set(top[0])
+    AUDIT_ANCHORED_AT.set_to_current_time()
+    log.info("audit chain anchored", extra={"audit_seq": top[0], "audit_hash": top[1]})
+    return message
 
 
 @dataclass
@@ -93,6 +131,7 @@ def main() -> None:
     settings = get_settings()
     logs.configure(settings.log_level)
     db = Database(settings.database_url, pool_size=3, max_overflow=0)
+    audit = audit_log(settings)
     stop = threading.Event()
     node = ExchangeNode.from_settings(settings)
 
@@ -113,7 +152,10 @@ def main() -> None:
     jobs = [
         Job("partitions", settings.worker_interval_seconds, partitions),
         Job("statistics", settings.stats_refresh_interval_seconds, lambda: refresh_statistics(db)),
-        Job("audit-chain", settings.audit_verify_interval_seconds, lambda: verify_audit_chain(db)),
+        # anchoring first: on a newly keyed node it marks the keyed chain's start before the verification
+        Job("audit-anchor", settings.audit_anchor_interval_seconds,
+            lambda: anchor_audit_chain(db, audit, node_name(settings))),
+        Job("audit-chain", settings.audit_verify_interval_seconds, lambda: verify_audit_chain(db, audit)),
     ]
     while not stop.is_set():
         run_due(jobs)

@@ -222,22 +222,66 @@ def audit_report(
 def audit_verify_log(
     database_url: Annotated[str, typer.Option("--database-url", envvar="PBOX_DATABASE_URL",
                                               help="The application database (SQLAlchemy URL).")],
+    audit_key_file: Annotated[Path | None, typer.Option(
+        "--audit-key-file", help="The node's audit key: on the controller, <secrets>/<site>/app_audit_key "
+        "(the generated secret; its SHA-256 is the key), or a file with the key in hex. Or the "
+        "PBOX_AUDIT_KEY variable (hex, as in the node's app.env).")] = None,
+    anchors: Annotated[Path | None, typer.Option(
+        "--anchors", help="The central log host's anchor file (pbox-audit-anchors.log), '-' for stdin: "
+        "every chain head anchored there must still be in the chain.")] = None,
+    node: Annotated[str | None, typer.Option(
+        "--node", help="Check only this node's anchors (the file may hold several nodes').")] = None,
 ) -> None:
-    """Verify the application's audit-log hash chain; exit 1 and name the first broken row if any."""
+    """Verify the application's audit chain with its key (and against the log host's anchors); exit 1
+    and name the first broken row or anchor if any."""
+    import os
+    import sys
+
     from sqlalchemy.exc import SQLAlchemyError
 
+    from app.security.auditlog import MissingAuditKey, key_from_secret_file, parse_key
     from pbox.audit import verify_log
 
     try:
-        report = verify_log(database_url)
+        if audit_key_file is not None:
+            key = key_from_secret_file(audit_key_file.read_text())
+        else:
+            key = parse_key(os.environ.get("PBOX_AUDIT_KEY"))
+    except (OSError, ValueError) as e:
+        raise fail(f"cannot read the audit key: {e}") from None
+    try:
+        lines = None
+        if anchors is not None:
+            lines = sys.stdin.readlines() if str(anchors) == "-" else anchors.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise fail(f"cannot read the anchors: {e}") from None
+    try:
+        v = verify_log(database_url, key, lines, node)
     except SQLAlchemyError as e:
         raise fail(f"cannot read the audit log: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    except MissingAuditKey as e:
+        raise fail(f"{e} (--audit-key-file or PBOX_AUDIT_KEY)") from None
+    except ValueError as e:
+        raise fail(f"{e} (--node)") from None
+    report = v.chain
     if not report.ok:
         err.print(f"[red]audit log broken[/red] at seq {report.broken_seq}: {report.reason} "
                   f"({report.checked} rows verified before it)", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"[green]audit log intact[/green]: {report.checked} rows, head {report.head}"
+                      f"{'' if key else ' (no audit key given: plain hashes only)'}", highlight=False)
+    if v.anchors is not None:
+        for seq, reason in v.anchors.mismatches:
+            err.print(f"[red]audit log differs from an anchor[/red] at seq {seq}: {reason}",
+                      highlight=False, soft_wrap=True)
+        if v.anchors.checked == 0:
+            where = f" for node {node}" if node else ""
+            err.print(f"[red]no anchors found[/red] in the anchor file{where}", highlight=False)
+        elif v.anchors.ok:
+            console.print(f"[green]anchors match[/green]: {v.anchors.checked} anchors of "
+                          f"{', '.join(sorted(v.anchor_nodes))}", highlight=False)
+    if not v.ok:
         raise typer.Exit(code=1)
-    console.print(f"[green]audit log intact[/green]: {report.checked} rows, head {report.head}",
-                  highlight=False)
 
 
 exchange_app = typer.Typer(help="Node-to-node exchange (city, province, ministry): state and reconciliation.",

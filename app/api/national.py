@@ -3,9 +3,10 @@
 Existing shop software switches to us by pointing its base URL at `/api/national/`: the same services
 and validation run behind it, and answers come back in its `respInfo` shape (code "1" = success).
 Clients often send JSON labelled text/html, so the body is parsed whatever the content type says.
+The handlers are async only to read that raw body; parsing, argon2 and the database then run in the
+thread pool (`_enveloped`), so a slow login or upload never holds up the event loop.
 """
 
-import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -16,12 +17,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError
+from starlette.concurrency import run_in_threadpool
 
 from app.api.collection import issue_token
 from app.api.deps import RuntimeDep, client_ip, enterprise_from_token
 from app.domain.enterprise import EnterpriseIn
 from app.domain.errors import AppError, FieldError, message
-from app.domain.record import field_errors
+from app.domain.record import MAX_ITEMS, MAX_PARTS, field_errors
 from app.runtime import Runtime
 from app.services import enterprises
 from app.services.collection import upload
@@ -84,25 +86,32 @@ def unavailable(code: str, text: str, retry_after: int) -> dict[str, Any]:
 
 
 def _enveloped(
-    handler: Callable[[Request, Runtime], Awaitable[JSONResponse]],
+    handler: Callable[[Request, Runtime, dict[str, Any]], JSONResponse],
 ) -> Callable[[Request, Runtime], Awaitable[JSONResponse]]:
-    """Every failure, whatever raised it, answered in the envelope shop software understands."""
+    """The route reads the body on the event loop and runs `handler` (parsing included) in the thread
+    pool; every failure, whatever raised it, is answered in the envelope shop software understands."""
 
-    @functools.wraps(handler)
-    async def wrapper(request: Request, rt: Runtime) -> JSONResponse:
+    def run(request: Request, rt: Runtime, raw: bytes) -> JSONResponse:
         try:
-            return await handler(request, rt)
+            return handler(request, rt, _req_info(raw))
         except AppError as exc:
             return _fail(exc.code, exc.detail, exc.fields)
         except DataError:
             return _fail("VALIDATION_FAILED", errors=[FieldError.of("reqInfo", "TEXT_INVALID")])
 
+    async def wrapper(request: Request, rt: RuntimeDep) -> JSONResponse:
+        raw = await request.body()  # at most max_body_bytes (the body-size middleware)
+        return await run_in_threadpool(run, request, rt, raw)
+
+    # the route's name and doc, but its own signature: `info` is not a request parameter
+    wrapper.__name__, wrapper.__qualname__ = handler.__name__, handler.__qualname__
+    wrapper.__doc__ = handler.__doc__
     return wrapper
 
 
-async def _req_info(request: Request) -> dict[str, Any]:
+def _req_info(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
         info = body["transaction"]["body"]["reqInfo"]
     except (ValueError, KeyError, TypeError) as exc:
         raise AppError("MALFORMED_JSON", 400, "请求体不是合法的 transaction 报文") from exc
@@ -127,6 +136,12 @@ def _to_record(info: dict[str, Any]) -> dict[str, Any]:
         basic = {}
     parts = info.get("vehiclepartslist") or []
     items = info.get("repairprojectlist") or []
+    # a record's own limits, before building anything from the lists
+    lists = (("vehiclepartslist", parts, MAX_PARTS), ("repairprojectlist", items, MAX_ITEMS))
+    for field, rows, limit in lists:
+        if isinstance(rows, list) and len(rows) > limit:
+            too_many = FieldError(field, "TOO_MANY_ITEMS", f"最多 {limit} 条（收到 {len(rows)} 条）")
+            raise AppError("VALIDATION_FAILED", 422, fields=[too_many])
     rec: dict[str, Any] = {
         "settlement_no": basic.get("costlistcode"),
         "vehicle": {"vin": basic.get("vin"), "plate_no": basic.get("vehicleplatenumber") or None},
@@ -183,8 +198,7 @@ for _path in ("/time", "/carhealth/time"):
 
 @router.post("/carhealth/register", summary="企业注册（兼容格式）", openapi_extra=_ENVELOPE_DOC)
 @_enveloped
-async def register(request: Request, rt: RuntimeDep) -> JSONResponse:
-    info = await _req_info(request)
+def register(request: Request, rt: RuntimeDep, info: dict[str, Any]) -> JSONResponse:
     password = info.get("companypassword")
     if not isinstance(password, str) or len(password) < 8:
         return _fail("PASSWORD_WEAK", errors=[FieldError.of("companypassword", "PASSWORD_WEAK")])
@@ -207,8 +221,7 @@ async def register(request: Request, rt: RuntimeDep) -> JSONResponse:
 
 @router.post("/carhealth/token", summary="获取令牌（兼容格式）", openapi_extra=_ENVELOPE_DOC)
 @_enveloped
-async def token(request: Request, rt: RuntimeDep) -> JSONResponse:
-    info = await _req_info(request)
+def token(request: Request, rt: RuntimeDep, info: dict[str, Any]) -> JSONResponse:
     code, password = info.get("companycode"), info.get("companypassword")
     if not isinstance(code, str) or not isinstance(password, str) or not code or len(code) > 40:
         return _fail("AUTH_INVALID_CREDENTIALS")
@@ -218,8 +231,7 @@ async def token(request: Request, rt: RuntimeDep) -> JSONResponse:
 
 @router.post("/carhealth/record", summary="上传维修记录（兼容格式）", openapi_extra=_ENVELOPE_DOC)
 @_enveloped
-async def record(request: Request, rt: RuntimeDep) -> JSONResponse:
-    info = await _req_info(request)
+def record(request: Request, rt: RuntimeDep, info: dict[str, Any]) -> JSONResponse:
     tok = info.get("access_token")
     if not isinstance(tok, str) or not tok:
         return _fail("AUTH_REQUIRED")

@@ -241,6 +241,8 @@ def publish_notice(
 
 
 def read_uploads(files: list[UploadFile], max_bytes: int) -> list[notices.UploadedFile]:
+    if len(files) > notices.MAX_ATTACHMENTS:  # before reading any of them
+        raise AppError("TOO_MANY_FILES", 422, f"每条信息最多 {notices.MAX_ATTACHMENTS} 个附件")
     # an empty file input in a browser form arrives as one nameless, empty part
     return [
         notices.UploadedFile(f.filename or "附件", f.file.read(max_bytes + 1))

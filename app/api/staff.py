@@ -255,7 +255,10 @@ def audit_events(
 def audit_verify(who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
     with rt.db.transaction() as s:
         require(who, Perm.AUDIT_READ)
-        report = auditlog.verify(s)
+        try:
+            report = rt.audit.verify(s)
+        except auditlog.MissingAuditKey:
+            raise AppError("AUDIT_KEY_MISSING", 409) from None
     if not report.ok:
         raise AppError("AUDIT_CHAIN_BROKEN", 409, f"审计日志第 {report.broken_seq} 条：{report.reason}")
     return {"ok": True, "checked": report.checked, "head": report.head}

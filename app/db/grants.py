@@ -1,7 +1,8 @@
 """What the app's database roles may do: the one source of the grant SQL.
 
 The owner role runs the migrations and owns every object; the runtime role (app-web, app-worker)
-reads and writes rows and nothing more — no DDL, the audit log append-only; the personal-data
+reads and writes rows and nothing more — no DDL, the audit log appended only through
+audit.append_event (at the chain's head, migration 0011), never written directly; the personal-data
 schema is reachable only through the `pii` group role, which the runtime role is a member of.
 The deployment applies this as the owner after each migration (`python -m app.db.migrate --grant`,
 from the app role), and the app tests do the same before running the app as the runtime role, so
@@ -15,6 +16,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+AUDIT_APPEND = (
+    "audit.append_event(bigint, timestamptz, varchar, varchar, varchar, varchar, varchar, jsonb,"
+    " varchar, varchar, varchar, varchar, varchar)"
+)
 
 
 @dataclass(frozen=True)
@@ -47,10 +52,14 @@ def grant_statements(database: str, roles: DbRoles) -> list[str]:
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT {dml} ON TABLES TO {app}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {app}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT EXECUTE ON FUNCTIONS TO {app}",
-        # The audit log: read and append, never change (its triggers refuse that even to the owner).
+        # The audit log: read, and append only through the definer function that checks the row follows
+        # the head; never change (its triggers refuse that even to the owner). INSERT is revoked from
+        # databases granted before 0011.
         f"GRANT USAGE ON SCHEMA audit TO {app}",
-        f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA audit TO {app}",
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA audit TO {app}",
+        f"REVOKE INSERT ON ALL TABLES IN SCHEMA audit FROM {app}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA audit TO {app}",
+        f"GRANT EXECUTE ON FUNCTION {AUDIT_APPEND} TO {app}",
         # Personal data: the pii group role only.
         f"GRANT USAGE ON SCHEMA personal TO {pii}",
         f"GRANT {dml} ON ALL TABLES IN SCHEMA personal TO {pii}",

@@ -301,7 +301,8 @@ class StaffSession(Base):
 
 
 class AuditEvent(Base):
-    """Append-only, hash-chained (app.security.auditlog); the database refuses UPDATE and DELETE."""
+    """Append-only, hash-chained with a key (app.security.auditlog); the database refuses UPDATE and
+    DELETE, and the runtime role appends only through audit.append_event (migration 0011)."""
 
     __tablename__ = "event"
     __table_args__: ClassVar[dict[str, str]] = {"schema": "audit"}
@@ -315,7 +316,7 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB)
     request_id: Mapped[str | None] = mapped_column(String(40))
     client_ip: Mapped[str | None] = mapped_column(String(45))
-    alg: Mapped[str] = mapped_column(String(8))
+    alg: Mapped[str] = mapped_column(String(16))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 

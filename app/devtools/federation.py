@@ -67,6 +67,7 @@ class Node:
     web: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
     token: str | None = None
+    audit_key: str | None = None  # hex; the node's keyed audit chain (set by Federation)
 
     @property
     def url(self) -> str:
@@ -129,7 +130,8 @@ class Node:
         eng = self.engine()
         try:
             with eng.begin() as conn, sa.orm.Session(bind=conn) as s:
-                report = roster.import_rows(s, AuditLog(), list(enumerate(rows, start=2)), "devtools")
+                audit = AuditLog("sha256", bytes.fromhex(self.audit_key) if self.audit_key else None)
+                report = roster.import_rows(s, audit, list(enumerate(rows, start=2)), "devtools")
                 s.flush()
         finally:
             eng.dispose()
@@ -178,7 +180,9 @@ class Federation:
             self.nodes[name] = Node(name, role, region, d, url, free_port(), signer_file, cert, key)
         admin.dispose()
         self.secret_key, self.field_key = secrets.token_hex(32), secrets.token_hex(32)
+        self.audit_key = secrets.token_hex(32)  # keyed audit chains, as deployed
         for node in self.nodes.values():
+            node.audit_key = self.audit_key
             self.write_config(node)
 
     def public_key(self, name: str) -> str:
@@ -196,6 +200,7 @@ class Federation:
             "s3_bucket": f"pbox-{node.name}",
             "secret_key": self.secret_key,
             "field_key": self.field_key,
+            "audit_key": self.audit_key,
             "host": "127.0.0.1",
             "port": node.port,
             "workers": 1,
@@ -252,8 +257,9 @@ class Federation:
         eng = node.engine()
         with eng.begin() as conn, sa.orm.Session(bind=conn) as s:
             cipher = FieldCipher(bytes.fromhex(self.field_key))
+            audit = AuditLog("sha256", bytes.fromhex(self.audit_key))
             made = staff.bootstrap(
-                s, cipher, AuditLog(), 12, "ops-" + node.name[:30], ADMIN_PASSWORD, Role.SYSTEM_ADMIN
+                s, cipher, audit, 12, "ops-" + node.name[:30], ADMIN_PASSWORD, Role.SYSTEM_ADMIN
             )
             s.flush()
         eng.dispose()

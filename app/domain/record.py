@@ -30,6 +30,9 @@ from app.domain.reference import code_tables
 from app.domain.vin import vin_error
 
 MAX_BATCH = 500
+# rows of one record: the most an upload, the national envelope or the portal's correction form takes
+MAX_ITEMS = 200
+MAX_PARTS = 500
 
 
 def _fail(code: str) -> PydanticCustomError:
@@ -187,8 +190,8 @@ class RecordIn(_Strict):
     repair_type: Annotated[str | None, _code("repair_type")] = Field(
         default=None, max_length=2, description="维修类别代码（代码表 repair_type）；本平台接口必填"
     )
-    items: list[WorkItemIn] = Field(default_factory=list, max_length=200, description="维修项目")
-    parts: list[PartIn] = Field(default_factory=list, max_length=500, description="维修配件")
+    items: list[WorkItemIn] = Field(default_factory=list, max_length=MAX_ITEMS, description="维修项目")
+    parts: list[PartIn] = Field(default_factory=list, max_length=MAX_PARTS, description="维修配件")
     totals: TotalsIn | None = Field(default=None, description="结算金额；本平台接口必填，仅兼容格式可缺")
 
 

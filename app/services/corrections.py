@@ -6,6 +6,7 @@ Form fields are named by their path in the upload body (`vehicle.vin`, `items.0.
 so that field errors, which carry the same paths, land beside their inputs.
 """
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import RecordVersion, RepairRecord, Vehicle
 from app.domain.errors import AppError, FieldError
+from app.domain.record import MAX_ITEMS, MAX_PARTS
 from app.runtime import Runtime
 from app.security.auditlog import Event
 from app.security.rbac import Perm, Principal, require
@@ -31,6 +33,32 @@ ITEM = ("name", "hours", "fee")
 PART = ("name", "code", "brand", "quantity", "unit_price", "kind")
 TOTALS = ("labour", "parts", "other", "total")
 BLANK_ROWS = 2  # empty item and part rows offered for additions
+# The form's rows are numbered by the client (`items.7.fee`): the loops below run to the highest
+# number, so it is capped at the record's own limits before anything is built (issue 15: one
+# `items.999999999.name=x` used to keep a worker busy for minutes).
+ROW_LIMITS = {"items": MAX_ITEMS, "parts": MAX_PARTS}
+_ROW_KEY = re.compile(r"^(items|parts)\.([0-9]+)\.")
+
+
+def _row_index(key: str) -> tuple[str, int] | None:
+    m = _ROW_KEY.match(key)
+    if m is None:
+        return None
+    digits = m[2]
+    # more digits than any limit has: over it, without converting a thousand-digit number
+    return m[1], int(digits) if len(digits) <= 6 else 10**6
+
+
+def check_form(form: Mapping[str, str]) -> None:
+    """Refuse, with the limit in the answer, a form numbering rows beyond what a record may have."""
+    for key in form:
+        found = _row_index(key)
+        if found and found[1] >= ROW_LIMITS[found[0]]:
+            raise AppError(
+                "FORM_TOO_MANY_ITEMS",
+                422,
+                f"维修项目最多 {MAX_ITEMS} 行，维修配件最多 {MAX_PARTS} 行（字段 {key[:40]} 超出）",
+            )
 
 
 def _text(v: Any) -> str:
@@ -79,13 +107,14 @@ def form_values(body: Mapping[str, Any]) -> dict[str, str]:
 
 def rows(values: Mapping[str, str], kind: str) -> int:
     """How many item or part rows the form shows: those filled in, and blank ones to add."""
-    used = [int(k.split(".")[1]) for k in values if k.startswith(kind + ".") and k.split(".")[1].isdigit()]
-    return (max(used) + 1 if used else 0) + BLANK_ROWS
+    used = [f[1] for k in values if (f := _row_index(k)) and f[0] == kind]
+    return min(max(used) + 1 if used else 0, ROW_LIMITS[kind]) + BLANK_ROWS
 
 
 def from_form(form: Mapping[str, str]) -> dict[str, Any]:
     """The upload body the form describes; blank inputs are left out (the validators say what is
-    missing), blank item and part rows dropped."""
+    missing), blank item and part rows dropped. Rows past the limits are refused (check_form)."""
+    check_form(form)
 
     def get(key: str) -> str:
         return str(form.get(key, "")).strip()

@@ -22,6 +22,8 @@ KINDS: dict[str, str] = {
 }
 PAGE_SIZE = 20
 
+MAX_ATTACHMENTS = 10  # per notice: each one is sniffed and stored, so the count is capped
+
 
 @dataclass(frozen=True)
 class UploadedFile:
@@ -47,6 +49,8 @@ def publish(
     title, body = title.strip(), body.strip()
     if not title or not body:
         raise AppError("TEXT_REQUIRED", 422, "请填写标题和正文")
+    if len(files) > MAX_ATTACHMENTS:
+        raise AppError("TOO_MANY_FILES", 422, f"每条信息最多 {MAX_ATTACHMENTS} 个附件")
     checked: list[tuple[UploadedFile, str, str]] = []
     for f in files:  # every file is checked before anything is stored
         if not f.data:

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import RuntimeDep, client_ip
 from app.api.owner import vehicle_file
@@ -414,6 +415,11 @@ def rate_page(record_id: int, request: Request, rt: RuntimeDep, who: WebOwner) -
 async def rate(record_id: int, request: Request, rt: RuntimeDep, who: WebOwner) -> Response:
     data = await request.form()
     form = {k: str(data.get(k, "")) for k in (*ratings.DIMENSIONS, "comment")}
+    # the database and the page off the event loop
+    return await run_in_threadpool(_rate, record_id, request, rt, who, form)
+
+
+def _rate(record_id: int, request: Request, rt: RuntimeDep, who: WebOwner, form: dict[str, str]) -> Response:
     errors = [
         f"请为“{t}”选择 1 至 5 分"
         for d, t in ratings.DIMENSIONS.items()

@@ -173,11 +173,18 @@ def correct_rejected(
 
 @router.post("/correct", response_class=HTMLResponse)
 async def submit_correction(request: Request, rt: RuntimeDep, who: WebShop) -> Response:
+    # async only to read the form (its field count is capped by Starlette, 1000); the rest, database
+    # and page included, runs in the thread pool, never on the event loop
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    done = await run_in_threadpool(corrections.submit, rt, who, corrections.from_form(form))
+    return await run_in_threadpool(_submit_correction, request, rt, who, form)
+
+
+def _submit_correction(request: Request, rt: RuntimeDep, who: WebShop, form: dict[str, str]) -> Response:
+    done = corrections.submit(rt, who, corrections.from_form(form))  # from_form refuses too many rows
     if done.record_id is None:
         rid = form.get("record_id", "")
-        return _correction_form(request, form, int(rid) if rid.isdigit() else None, 422, done.errors)
+        return _correction_form(request, form, int(rid) if rid.isascii() and rid.isdigit() else None, 422,
+                                done.errors)
     return _see(f"/shop/records/{done.record_id}")
 
 

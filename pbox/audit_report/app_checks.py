@@ -24,7 +24,8 @@ UNIT_HARDENING = {
 def redact(line: str) -> str:
     """Secrets never reach the report: passwords in URLs and key values are masked."""
     line = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", line)
-    return re.sub(r"^((?:PBOX_FIELD_KEY|PBOX_SECRET_KEY|PBOX_S3_SECRET_KEY)=).*$", r"\1<redacted>", line)
+    keys = "PBOX_FIELD_KEY|PBOX_AUDIT_KEY|PBOX_SECRET_KEY|PBOX_S3_SECRET_KEY"
+    return re.sub(rf"^((?:{keys})=).*$", r"\1<redacted>", line)
 
 
 def env_values(text: str) -> dict[str, str]:
@@ -89,6 +90,17 @@ def app(c: Ctx) -> None:
         bool(re.fullmatch(r"[0-9a-fA-F]{64,}", key)),
         f"cat {APP_ENV}",
         "PBOX_FIELD_KEY=<redacted>",
+    )
+    audit_key = env.get("PBOX_AUDIT_KEY", "")
+    c.add(
+        "app.audit_key",
+        CONF,
+        "audit-log chain key present (outside the database): the chain is keyed",
+        "64+ hex digits",
+        "present" if re.fullmatch(r"[0-9a-fA-F]{64,}", audit_key) else "missing or malformed",
+        bool(re.fullmatch(r"[0-9a-fA-F]{64,}", audit_key)),
+        f"cat {APP_ENV}",
+        "PBOX_AUDIT_KEY=<redacted>",
     )
     props = ",".join(UNIT_HARDENING)
     for unit in UNITS:

@@ -61,6 +61,7 @@ def settings(database_url, minio):
         s3_secret_key=minio.secret_key,
         secret_key=secrets.token_hex(32),
         field_key=secrets.token_hex(32),
+        audit_key=secrets.token_hex(32),  # the audit chain is keyed, as deployed
         db_pool_size=5,
     )
 

@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import server
 from app.db.session import Database
 from app.devtools.ports import free_port
-from app.security.auditlog import AuditLog, Event
+from app.runtime import audit_log
+from app.security.auditlog import Event
 from tests.app.conftest import migrated_database
 
 
@@ -29,6 +30,7 @@ def env_for(settings, **extra):
         "PBOX_S3_SECRET_KEY": settings.s3_secret_key.get_secret_value(),
         "PBOX_SECRET_KEY": settings.secret_key.get_secret_value(),
         "PBOX_FIELD_KEY": settings.field_key.get_secret_value(),
+        "PBOX_AUDIT_KEY": settings.audit_key.get_secret_value(),
         **extra,
     }
 
@@ -220,9 +222,9 @@ def test_app_worker_exports_the_audit_chain_state(pg, settings):
     app_db = migrated_database(pg, "pbox_worker_chain")
     url = app_db.runtime_url  # the worker's role
     db = Database(url, pool_size=1)
-    with db.transaction() as s:
-        AuditLog().record(s, Event("owner", "7", "vehicle_history", "LSVAM4187C2184847"))
-        AuditLog().record(s, Event("owner", "7", "vehicle_history", "LSVAM4187C2184847"))
+    with db.transaction() as s:  # keyed, as the node's app writes it: the boundary row, then two events
+        audit_log(settings).record(s, Event("owner", "7", "vehicle_history", "LSVAM4187C2184847"))
+        audit_log(settings).record(s, Event("owner", "7", "vehicle_history", "LSVAM4187C2184847"))
     db.dispose()
     port = free_port()
     env = env_for(settings, PBOX_DATABASE_URL=url, PBOX_WORKER_METRICS_PORT=str(port))
@@ -245,7 +247,7 @@ def test_app_worker_exports_the_audit_chain_state(pg, settings):
             time.sleep(0.2)
 
     try:
-        wait_chain((1, 2))
+        wait_chain((1, 3))
         tamper = sa.create_engine(app_db.superuser_url)  # past the audit log's triggers
         with tamper.begin() as conn:
             conn.execute(sa.text("SET LOCAL session_replication_role = replica"))

@@ -245,3 +245,4 @@ def test_secrets_are_redacted_from_evidence():
     line = "PBOX_DATABASE_URL='postgresql+psycopg://pbox_app:s3cret@db1:5432/pbox?sslmode=verify-full'"
     assert "s3cret" not in redact(line) and "sslmode=verify-full" in redact(line)
     assert redact("PBOX_FIELD_KEY=abcdef") == "PBOX_FIELD_KEY=<redacted>"
+    assert redact("PBOX_AUDIT_KEY='00ff'") == "PBOX_AUDIT_KEY=<redacted>"
