@@ -97,6 +97,14 @@ def app_env(**extra: object) -> dict[str, str]:
         "app_audit_verify_interval": 600,
         "app_worker_metrics_port": 9465,
         "app_field_key": "field",
+        "app_audit_key": "audit",
+        "app_audit_anchor_interval": 300,
+        "app_vehicle_registry_url": "",
+        "app_vehicle_registry_timeout": 5,
+        "app_vehicle_registry_token_file": "",
+        "app_vehicle_registry_ca_file": "",
+        "app_vehicle_registry_cert_file": "",
+        "app_vehicle_registry_key_file": "",
         "app_exchange_enabled": False,
         "app_loadbalancer_hosts": ["lb1", "lb2", "lb3"],
         "app_trusted_proxies": [],
@@ -120,6 +128,19 @@ def test_app_trusts_only_loopback_and_the_sites_load_balancers():
     more = json.loads(app_env(app_trusted_proxies=["10.9.0.0/24"])["PBOX_TRUSTED_PROXIES"])
     assert more[-1] == "10.9.0.0/24"
     assert "0.0.0.0/0" not in more
+
+
+def test_app_env_names_the_vehicle_registry_files_only_when_set():
+    """An empty URL means photo review only; each gateway file is passed only when the inventory sets it."""
+    env = app_env()
+    assert env["PBOX_VEHICLE_REGISTRY_URL"] == ""
+    assert not [k for k in env if k.startswith("PBOX_VEHICLE_REGISTRY_") and k.endswith("_FILE")]
+    env = app_env(app_vehicle_registry_url="https://gaj.example.gov.cn/verify",
+                  app_vehicle_registry_ca_file="/etc/pbox/registry-ca.pem")
+    assert env["PBOX_VEHICLE_REGISTRY_CA_FILE"] == "/etc/pbox/registry-ca.pem"
+    settings = Settings(vehicle_registry_url=env["PBOX_VEHICLE_REGISTRY_URL"],
+                        vehicle_registry_ca_file=env["PBOX_VEHICLE_REGISTRY_CA_FILE"])
+    assert str(settings.vehicle_registry_ca_file) == "/etc/pbox/registry-ca.pem"
 
 
 def test_app_default_trusts_loopback_only():

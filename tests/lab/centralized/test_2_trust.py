@@ -73,7 +73,6 @@ def test_anonymous_attacker_cannot_read_a_cars_history_through_the_load_balancer
         assert [x["settlement_no"] for x in r.json()["records"]] == ["MINE-1"], r.text
         assert r.json()["full_history"] is False
         # the victim shop's repair stays out of sight, and so do its rating and complaint
-        r = c.post(f"{OWNER}/records/{victim['record_id']}/rating",
-                   json=dict.fromkeys(("attitude", "quality", "efficiency", "transparency", "environment"), 1),
-                   headers=owner)
+        scores = dict.fromkeys(("attitude", "quality", "efficiency", "transparency", "environment"), 1)
+        r = c.post(f"{OWNER}/records/{victim['record_id']}/rating", json=scores, headers=owner)
         assert r.status_code == 404, r.text
