@@ -129,8 +129,12 @@ def install(
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
         if page_error is not None and is_page(request):
-            return page_error(request, exc.status, exc.code, exc.detail)
-        return error_response(exc.status, exc.code, exc.detail, exc.fields)
+            response = page_error(request, exc.status, exc.code, exc.detail)
+        else:
+            response = error_response(exc.status, exc.code, exc.detail, exc.fields)
+        if exc.status == 503:  # a service of ours says "not now" (e.g. the vehicle registry): when to retry
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -268,6 +268,7 @@ def test_without_a_registry_only_the_photo_review_proves_a_car(client, monkeypat
         monkeypatch.setattr(rt, "registry", broken)
         r = client.post(f"{OWNER}/vehicles/{vin}/verification", json=body, headers=h)
         assert code_of(r) == (503, "REGISTRY_UNAVAILABLE")
+        assert r.headers["Retry-After"] == "30"
     assert code_of(history(client, h, vin)) == (403, "VEHICLE_NOT_BOUND")
 
 
@@ -422,6 +423,7 @@ def test_owner_is_verified_through_the_http_gateway_stand_in(client, monkeypatch
         monkeypatch.setattr(rt, "registry", HttpVehicleRegistry(url, 5, token="wrong"))
         r = client.post(f"{OWNER}/vehicles/{vin}/verification", json=body, headers=h)
         assert code_of(r) == (503, "REGISTRY_UNAVAILABLE")
+        assert r.headers["Retry-After"] == "30"
         monkeypatch.setattr(rt, "registry", HttpVehicleRegistry(url, 5, token="s3cret"))
         r = client.post(
             f"{OWNER}/vehicles/{vin}/verification", json={**body, "owner_name": "赵七"}, headers=h
