@@ -7,21 +7,18 @@ photo; proving it ends every other owner's binding of the car (a sale) and tells
 """
 
 import json
-import threading
-import time
 import uuid
 from datetime import date, timedelta
 
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
-from app.devtools.ports import free_port
 from app.devtools.registry_standin import create_app as gateway_app
 from app.devtools.samples import make_id_number, make_record, make_vin
 from app.security.vehicle_registry import Answer, HttpVehicleRegistry, Query, StandInRegistry
 from tests.app.conftest import Shop, regulator
+from tests.app.servers import serve
 from tests.app.test_api_owner import new_owner, standin_registry, verify_full
 from tests.app.test_portal_api import PNG, SCORES, code_of, shop_user
 from tests.app.test_portal_pages import browser, register_and_login
@@ -405,19 +402,9 @@ def test_owner_is_verified_through_the_http_gateway_stand_in(client, monkeypatch
     data = tmp_path / "registry.json"
     id_number = make_id_number()
     StandInRegistry(data).register(vin, "苏A12345", "赵六", id_number)
-    port = free_port()
-    srv = uvicorn.Server(
-        uvicorn.Config(gateway_app(data, token="s3cret"), host="127.0.0.1", port=port, log_config=None)
-    )
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    try:
+    with serve(gateway_app(data, token="s3cret")) as base:
         rt = client.app.state.runtime
-        url = f"http://127.0.0.1:{port}/check"
+        url = f"{base}/check"
         body = {"plate_no": "苏A12345", "owner_name": "赵六", "id_number": id_number}
         _, h = new_owner(client)
         monkeypatch.setattr(rt, "registry", HttpVehicleRegistry(url, 5, token="wrong"))
@@ -433,6 +420,3 @@ def test_owner_is_verified_through_the_http_gateway_stand_in(client, monkeypatch
         assert (
             r.status_code == 201 and r.json()["full_history"] is True and r.json()["full_via"] == "registry"
         )
-    finally:
-        srv.should_exit = True
-        thread.join(10)

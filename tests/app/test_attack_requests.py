@@ -13,17 +13,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
 from app.api import national
-from app.devtools.ports import free_port
 from app.devtools.samples import make_enterprise, make_record, make_vin
 from app.domain.clock import today_in_china
 from app.domain.errors import AppError
 from app.main import create_app
 from tests.app.conftest import Shop, regulator
+from tests.app.servers import serve
 
 REG = "/api/v1/regulator"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
@@ -160,17 +159,8 @@ def test_a_notice_cannot_carry_unbounded_attachments(client, admins):
 @pytest.fixture(scope="module")
 def live(settings) -> Iterator[str]:
     """The app under uvicorn on a loopback port (one event loop, as each app-web worker has)."""
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with serve(create_app(settings)) as url:
+        yield url
 
 
 def test_a_slow_national_login_does_not_stop_the_server(live, monkeypatch):

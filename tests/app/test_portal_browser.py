@@ -4,14 +4,11 @@ chromium-driver) driven by Selenium, against the app served by uvicorn on loopba
 Screenshots of each journey's final page go to build/screenshots/, at 375 px (a phone) and 1280 px.
 """
 
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from selenium import webdriver
 from selenium.common.exceptions import JavascriptException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
@@ -19,10 +16,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import presence_of_element_located
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from app.devtools.ports import free_port
 from app.devtools.samples import make_record, make_vin
 from app.main import create_app
 from tests.app.conftest import Shop, regulator
+from tests.app.servers import serve
 from tests.app.test_api_owner import new_owner, verify_full
 
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
@@ -32,17 +29,8 @@ WIDTHS = {"phone": 375, "desktop": 1280}
 @pytest.fixture(scope="module")
 def server(settings) -> Iterator[str]:
     """The portal on a loopback port, served by uvicorn in this process (its own runtime and pool)."""
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with serve(create_app(settings)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
