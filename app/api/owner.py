@@ -12,9 +12,7 @@ from app.api.deps import OwnerDep, RuntimeDep, client_ip
 from app.api.errors import ERROR_RESPONSES, ErrorBody
 from app.domain.clock import now
 from app.domain.errors import AppError
-from app.security.auditlog import Event
 from app.security.reads import ReadService
-from app.security.vehicle_registry import Answer
 from app.services import claims, complaints, owners, ratings, vehiclefile
 
 router = APIRouter(prefix="/api/v1/owner", tags=["车主"], responses=ERROR_RESPONSES)
@@ -66,21 +64,8 @@ def create_account(body: AccountIn, rt: RuntimeDep) -> AccountOut:
 def login(body: LoginIn, rt: RuntimeDep, request: Request) -> OwnerTokenOut:
     ip = client_ip(request)
     with rt.db.transaction() as s:
-        owner_id = owners.authenticate(s, rt.crypto, rt.limiter, body.phone, body.password, ip)
-        gen = owners.token_generation(s, owner_id) if owner_id else 0
-        # the phone number is personal data: the log names the account, or only the outcome
-        rt.audit.record(
-            s,
-            Event(
-                "owner",
-                str(owner_id or "-"),
-                "owner.login",
-                f"owner:{owner_id or '-'}",
-                "success" if owner_id else "failure",
-                {},
-                request.state.request_id,
-                ip,
-            ),
+        owner_id, gen = owners.login(
+            s, rt.crypto, rt.limiter, rt.audit, body.phone, body.password, ip, request.state.request_id, {}
         )
     if owner_id is None:
         raise AppError("AUTH_INVALID_CREDENTIALS", 401, "手机号或密码错误")
@@ -216,7 +201,7 @@ class VerificationIn(BaseModel):
     },
 )
 def verify_vehicle(vin: VinPath, body: VerificationIn, who: OwnerDep, rt: RuntimeDep) -> BindingOut:
-    answer = owners.verify_full(
+    owners.verify_full(  # refuses after its commit: the failure count and the audit record stay
         rt.db,
         rt.registry,
         rt.limiter,
@@ -228,11 +213,6 @@ def verify_vehicle(vin: VinPath, body: VerificationIn, who: OwnerDep, rt: Runtim
         body.owner_name,
         body.id_number,
     )
-    # refused after the commit: the failure count and the audit record stay
-    if answer == Answer.NO_MATCH:
-        raise AppError("REGISTRY_NO_MATCH", 403)
-    if answer == Answer.UNAVAILABLE:
-        raise AppError("REGISTRY_UNAVAILABLE", 503)
     with rt.db.transaction() as s:
         return BindingOut(**owners.binding(s, who.id, vin))
 

@@ -103,6 +103,37 @@ def authenticate(
     return acct.id
 
 
+def login(
+    session: Session,
+    cipher: FieldCipher,
+    limiter: FailureLimiter,
+    audit: AuditLog,
+    phone: str,
+    password: str,
+    client_ip: str,
+    request_id: str | None,
+    detail: dict[str, Any],
+) -> tuple[int | None, int]:
+    """Sign-in (API and portal), audited either way: the account and its token generation, or None.
+    The phone number is personal data: the log names the account, or only the outcome."""
+    owner_id = authenticate(session, cipher, limiter, phone, password, client_ip)
+    gen = token_generation(session, owner_id) if owner_id else 0
+    audit.record(
+        session,
+        Event(
+            "owner",
+            str(owner_id or "-"),
+            "owner.login",
+            f"owner:{owner_id or '-'}",
+            "success" if owner_id else "failure",
+            detail,
+            request_id,
+            client_ip,
+        ),
+    )
+    return owner_id, gen
+
+
 @dataclass(frozen=True)
 class Access:
     """What an owner sees of a car: the whole history, or the records of the enterprises whose
@@ -381,16 +412,17 @@ def verify_full(
     plate_no: str,
     owner_name: str,
     id_number: str,
-) -> Answer:
+) -> None:
     """Ask the vehicle registration data whether this owner (name and ID number, which then stay on
-    the account) is the registered owner of the car. MATCH binds the whole history; NO_MATCH is a
-    throttled failure (per account and per car: the answer is an oracle on personal data), kept with
-    its audit record: the caller refuses after this returns. The registry is asked between two
-    transactions, so a slow gateway holds no database connection."""
+    the account) is the registered owner of the car. A match binds the whole history; no match is a
+    throttled failure (per account and per car: the answer is an oracle on personal data), refused
+    (REGISTRY_NO_MATCH, or REGISTRY_UNAVAILABLE) only after its audit record and failure count are
+    committed. The registry is asked between two transactions, so a slow gateway holds no database
+    connection."""
     with db.transaction() as s:
         query = _verification_query(s, registry, limiter, cipher, who, vin, plate_no, owner_name, id_number)
     if query is None:  # proven before
-        return Answer.MATCH
+        return
     assert registry is not None
     answer = registry.check(query, who.request_id)
     with db.transaction() as s:
@@ -409,21 +441,24 @@ def verify_full(
         )
         if answer == Answer.NO_MATCH:
             limiter.record_failure(s, _registry_subjects(who, query.vin))
-        if answer != Answer.MATCH:
-            return answer
-        acct = s.get(OwnerAccount, who.id, with_for_update=True)
-        assert acct is not None
-        if acct.id_number_hash is None:  # proven now: one account per ID number from here on
-            id_hash = cipher.search_hash("owner.id_number", query.id_number)
-            if s.scalar(select(OwnerAccount.id).where(OwnerAccount.id_number_hash == id_hash)):
-                raise AppError("ID_NUMBER_EXISTS", 409)  # taken meanwhile by another account
-            acct.id_number_hash = id_hash
-            acct.id_number_enc = cipher.encrypt("owner.id_number", query.id_number)
-        if acct.name_enc is None:
-            acct.name_enc = cipher.encrypt("owner.name", query.owner_name)
-        limiter.clear(s, f"registry:{who.id}")
-        prove_full(s, audit, who, who.id, query.vin, "registry", None)
-    return answer
+        if answer == Answer.MATCH:
+            acct = s.get(OwnerAccount, who.id, with_for_update=True)
+            assert acct is not None
+            if acct.id_number_hash is None:  # proven now: one account per ID number from here on
+                id_hash = cipher.search_hash("owner.id_number", query.id_number)
+                if s.scalar(select(OwnerAccount.id).where(OwnerAccount.id_number_hash == id_hash)):
+                    raise AppError("ID_NUMBER_EXISTS", 409)  # taken meanwhile by another account
+                acct.id_number_hash = id_hash
+                acct.id_number_enc = cipher.encrypt("owner.id_number", query.id_number)
+            if acct.name_enc is None:
+                acct.name_enc = cipher.encrypt("owner.name", query.owner_name)
+            limiter.clear(s, f"registry:{who.id}")
+            prove_full(s, audit, who, who.id, query.vin, "registry", None)
+    # refused only now, after the commit: the failure count and the audit record stay
+    if answer == Answer.NO_MATCH:
+        raise AppError("REGISTRY_NO_MATCH", 403)
+    if answer == Answer.UNAVAILABLE:
+        raise AppError("REGISTRY_UNAVAILABLE", 503)
 
 
 def _registry_subjects(who: Principal, vin: str) -> dict[str, int]:

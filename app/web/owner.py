@@ -12,11 +12,9 @@ from app.api.owner import vehicle_file
 from app.domain.clock import today_in_china
 from app.domain.errors import AppError
 from app.domain.vin import vin_error
-from app.security.auditlog import Event
 from app.security.reads import ReadService
-from app.security.vehicle_registry import Answer
 from app.services import claims, complaints, owners, ratings
-from app.web.session import WebOwner, end_session, safe_next, same_origin, set_cookie, signed_out
+from app.web.session import WebOwner, end_session, safe_next, same_origin, signed_in, signed_out
 from app.web.templating import render
 
 router = APIRouter(prefix="/owner", include_in_schema=False, dependencies=[Depends(same_origin)])
@@ -81,30 +79,22 @@ def login(
     ip = client_ip(request)
     try:
         with rt.db.transaction() as s:
-            owner_id = owners.authenticate(s, rt.crypto, rt.limiter, form["phone"], password, ip)
-            gen = owners.token_generation(s, owner_id) if owner_id else 0
-            rt.audit.record(
+            owner_id, gen = owners.login(
                 s,
-                Event(
-                    "owner",
-                    str(owner_id or "-"),
-                    "owner.login",
-                    f"owner:{owner_id or '-'}",
-                    "success" if owner_id else "failure",
-                    {"via": "portal"},
-                    request.state.request_id,
-                    ip,
-                ),
+                rt.crypto,
+                rt.limiter,
+                rt.audit,
+                form["phone"],
+                password,
+                ip,
+                request.state.request_id,
+                {"via": "portal"},
             )
     except AppError as exc:
         return render(request, "owner/login.html", status=exc.status, form=form, errors=[exc.detail])
     if owner_id is None:
         return render(request, "owner/login.html", status=401, form=form, errors=["手机号或密码错误"])
-    ttl = rt.settings.owner_token_ttl_seconds
-    token, _ = rt.tokens.issue("owner", owner_id, ttl, generation=gen)
-    response = _see(safe_next(next, "/owner"))
-    set_cookie(request, response, "owner", token, ttl)
-    return response
+    return signed_in(request, rt, "owner", owner_id, gen, safe_next(next, "/owner"))
 
 
 @router.post("/logout")
@@ -113,15 +103,27 @@ def logout(request: Request, rt: RuntimeDep) -> RedirectResponse:
     return signed_out("owner")
 
 
-@router.get("/account", response_class=HTMLResponse)
-def account_page(request: Request, who: WebOwner, done: str = "") -> HTMLResponse:
+def _account(
+    request: Request,
+    status: int = 200,
+    errors: list[str] | None = None,
+    close_errors: list[str] | None = None,
+    done: str = "",
+) -> HTMLResponse:
+    """The account page: `errors` go with changing the password, `close_errors` with closing the account."""
     return render(
         request,
         "owner/account.html",
-        errors=[],
-        close_errors=[],
-        done="密码已修改，其他设备上的登录已失效。" if done == "password" else "",
+        status=status,
+        errors=errors or [],
+        close_errors=close_errors or [],
+        done=done,
     )
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account_page(request: Request, who: WebOwner, done: str = "") -> HTMLResponse:
+    return _account(request, done="密码已修改，其他设备上的登录已失效。" if done == "password" else "")
 
 
 @router.post("/account/password", response_class=HTMLResponse)
@@ -133,26 +135,17 @@ def change_password(
     new_password: Annotated[str, Form(max_length=200)] = "",
     new_password2: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    def again(status: int, message: str) -> HTMLResponse:
-        return render(
-            request, "owner/account.html", status=status, errors=[message], close_errors=[], done=""
-        )
-
     if new_password != new_password2:
-        return again(422, "两次输入的新密码不一致")
+        return _account(request, 422, errors=["两次输入的新密码不一致"])
     try:
         with rt.db.transaction() as s:
             gen, error = owners.change_password(s, rt.limiter, rt.audit, who, password, new_password)
+        if error is not None:
+            raise error  # after the commit: a wrong current password counts towards the limit
     except AppError as exc:
-        return again(exc.status, exc.detail)
-    if error is not None or gen is None:
-        assert error is not None
-        return again(error.status, error.detail)
-    ttl = rt.settings.owner_token_ttl_seconds
-    token, _ = rt.tokens.issue("owner", who.id, ttl, generation=gen)
-    response = _see("/owner/account?done=password")
-    set_cookie(request, response, "owner", token, ttl)
-    return response
+        return _account(request, exc.status, errors=[exc.detail])
+    assert gen is not None
+    return signed_in(request, rt, "owner", who.id, gen, "/owner/account?done=password")
 
 
 @router.post("/account/close", response_class=HTMLResponse)
@@ -163,20 +156,15 @@ def close_account(
     password: Annotated[str, Form(max_length=200)] = "",
     confirm: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
-    def again(status: int, message: str) -> HTMLResponse:
-        return render(
-            request, "owner/account.html", status=status, errors=[], close_errors=[message], done=""
-        )
-
     if confirm != "注销":
-        return again(422, "请在确认框中输入“注销”")
+        return _account(request, 422, close_errors=["请在确认框中输入“注销”"])
     try:
         with rt.db.transaction() as s:
             photos, error = owners.close_account(s, rt.limiter, rt.audit, who, password)
+        if error is not None:
+            raise error
     except AppError as exc:
-        return again(exc.status, exc.detail)
-    if error is not None:
-        return again(error.status, error.detail)
+        return _account(request, exc.status, close_errors=[exc.detail])
     rt.objects.delete_many(photos)
     return signed_out("owner", "/?closed=1")
 
@@ -357,13 +345,9 @@ def verify(
     vin = vin.upper()[:17]
     form = {"plate_no": plate_no.strip().upper(), "owner_name": owner_name.strip()}
     try:
-        answer = owners.verify_full(
+        owners.verify_full(
             rt.db, rt.registry, rt.limiter, rt.crypto, rt.audit, who, vin, plate_no, owner_name, id_number
         )
-        if answer == Answer.NO_MATCH:
-            raise AppError("REGISTRY_NO_MATCH", 403)
-        if answer == Answer.UNAVAILABLE:
-            raise AppError("REGISTRY_UNAVAILABLE", 503)
     except AppError as exc:
         return _vehicle(
             request, rt, who, vin, status=exc.status, verify_form=form, verify_errors=[exc.detail]

@@ -43,6 +43,18 @@ def set_cookie(request: Request, response: Response, kind: str, token: str, max_
     )
 
 
+def signed_in(
+    request: Request, rt: RuntimeDep, kind: str, subject: int, generation: int, to: str
+) -> RedirectResponse:
+    """A new token of the owner or shop portal (of the account's current generation) in its cookie,
+    and on to `to`; shop sessions last as long as owners'."""
+    ttl = rt.settings.owner_token_ttl_seconds
+    token, _ = rt.tokens.issue(kind, subject, ttl, generation=generation)
+    response = RedirectResponse(to, status_code=303)
+    set_cookie(request, response, kind, token, ttl)
+    return response
+
+
 def signed_out(kind: str, to: str = "/") -> RedirectResponse:
     r = RedirectResponse(to, status_code=303)
     r.delete_cookie(COOKIES[kind], path="/")

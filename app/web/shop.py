@@ -12,7 +12,7 @@ from app.domain.errors import AppError, FieldError
 from app.domain.reference import code_tables
 from app.security.reads import ReadService
 from app.services import complaints, corrections, enterprises, ratings, records, shops
-from app.web.session import WebShop, end_session, safe_next, same_origin, set_cookie, signed_out
+from app.web.session import WebShop, end_session, safe_next, same_origin, signed_in, signed_out
 from app.web.templating import render
 
 router = APIRouter(prefix="/shop", include_in_schema=False, dependencies=[Depends(same_origin)])
@@ -46,11 +46,7 @@ def login(
         return render(request, "shop/login.html", status=exc.status, form=form, errors=[exc.detail])
     if user_id is None:
         return render(request, "shop/login.html", status=401, form=form, errors=["用户名或密码错误"])
-    ttl = rt.settings.owner_token_ttl_seconds
-    token, _ = rt.tokens.issue("shop", user_id, ttl, generation=gen)
-    response = _see(safe_next(next, "/shop"))
-    set_cookie(request, response, "shop", token, ttl)
-    return response
+    return signed_in(request, rt, "shop", user_id, gen, safe_next(next, "/shop"))
 
 
 @router.post("/logout")
