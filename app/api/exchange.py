@@ -105,6 +105,9 @@ def _operator(who: Principal) -> None:
     require(who, Perm.EXCHANGE_MANAGE)
 
 
+PeerFilter = Annotated[str | None, Query(max_length=63)]  # one peer's rows, or all
+
+
 @admin.get("", summary="数据交换状态：各对端的游标、积压、死信")
 def status(who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
     _operator(who)
@@ -113,18 +116,14 @@ def status(who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
 
 
 @admin.get("/dead-letters", summary="死信列表（对端拒收的报文）")
-def dead_letters(
-    who: StaffDep, rt: RuntimeDep, peer: Annotated[str | None, Query(max_length=63)] = None
-) -> list[dict[str, Any]]:
+def dead_letters(who: StaffDep, rt: RuntimeDep, peer: PeerFilter = None) -> list[dict[str, Any]]:
     _operator(who)
     with rt.db.transaction() as s:
         return ops.dead_letters(s, peer)
 
 
 @admin.get("/refused", summary="本节点拒收的报文（对端越权：企业或来源不在其辖区、改动本节点上传的记录）")
-def refused(
-    who: StaffDep, rt: RuntimeDep, peer: Annotated[str | None, Query(max_length=63)] = None
-) -> list[dict[str, Any]]:
+def refused(who: StaffDep, rt: RuntimeDep, peer: PeerFilter = None) -> list[dict[str, Any]]:
     _operator(who)
     with rt.db.transaction() as s:
         return ops.refusals(s, peer)

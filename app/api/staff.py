@@ -13,9 +13,11 @@ from app.api.deps import BearerDep, RuntimeDep, StaffDep, client_ip
 from app.api.errors import ERROR_RESPONSES
 from app.db.models import AuditEvent
 from app.domain.errors import AppError
+from app.runtime import Runtime
 from app.security import auditlog
 from app.security.auditlog import Event
 from app.security.rbac import Perm, Role, require
+from app.security.staffauth import LoginResult
 from app.services import staff
 
 router = APIRouter(prefix="/api/v1/staff", tags=["工作人员"], responses=ERROR_RESPONSES)
@@ -43,7 +45,12 @@ def login(body: LoginIn, rt: RuntimeDep, request: Request) -> SessionOut:
         result = rt.staff_auth.login(
             s, body.username, body.password, body.totp_code, client_ip(request), request.state.request_id
         )
-    # committed first: the failure counter and the audit record outlive the refusal
+    return _session(rt, result)
+
+
+def _session(rt: Runtime, result: LoginResult) -> SessionOut:
+    """The new session, or the refusal: raised after the commit, so the failure counter and the
+    audit record outlive it."""
     if result.error is not None:
         raise result.error
     assert result.token is not None
@@ -107,10 +114,7 @@ def first_login_confirm(body: FirstLoginConfirmIn, rt: RuntimeDep, request: Requ
         result = rt.staff_auth.finish_enrolment(
             s, body.enrolment_token, body.totp_code, client_ip(request), request.state.request_id
         )
-    if result.error is not None:
-        raise result.error
-    assert result.token is not None
-    return SessionOut(access_token=result.token, idle_timeout_seconds=rt.settings.staff_idle_timeout_seconds)
+    return _session(rt, result)
 
 
 @router.post(
@@ -178,7 +182,7 @@ def create_staff(body: StaffIn, who: StaffDep, rt: RuntimeDep) -> StaffOut:
         made = staff.create(
             s, rt.audit, who, body.username, body.display_name, rt.settings.staff_enrolment_code_seconds
         )
-    return StaffOut(staff_id=made.staff_id, activation_code=made.activation_code, expires_at=made.expires_at)
+    return StaffOut.model_validate(made, from_attributes=True)
 
 
 @admin.post(
@@ -190,7 +194,7 @@ def create_staff(body: StaffIn, who: StaffDep, rt: RuntimeDep) -> StaffOut:
 def reset_staff(staff_id: int, who: StaffDep, rt: RuntimeDep) -> StaffOut:
     with rt.db.transaction() as s:
         made = staff.reset(s, rt.audit, who, staff_id, rt.settings.staff_enrolment_code_seconds)
-    return StaffOut(staff_id=made.staff_id, activation_code=made.activation_code, expires_at=made.expires_at)
+    return StaffOut.model_validate(made, from_attributes=True)
 
 
 @admin.post("/staff/{staff_id}/disable", status_code=204, summary="停用账户（系统管理员）")
