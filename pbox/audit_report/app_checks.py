@@ -80,28 +80,25 @@ def app(c: Ctx) -> None:
         f"cat {APP_ENV}",
         evidence,
     )
-    key = env.get("PBOX_FIELD_KEY", "")
-    c.add(
-        "app.field_key",
-        CONF,
-        "personal-data field key present (outside the database)",
-        "64+ hex digits",
-        "present" if re.fullmatch(r"[0-9a-fA-F]{64,}", key) else "missing or malformed",
-        bool(re.fullmatch(r"[0-9a-fA-F]{64,}", key)),
-        f"cat {APP_ENV}",
-        "PBOX_FIELD_KEY=<redacted>",
-    )
-    audit_key = env.get("PBOX_AUDIT_KEY", "")
-    c.add(
-        "app.audit_key",
-        CONF,
-        "audit-log chain key present (outside the database): the chain is keyed",
-        "64+ hex digits",
-        "present" if re.fullmatch(r"[0-9a-fA-F]{64,}", audit_key) else "missing or malformed",
-        bool(re.fullmatch(r"[0-9a-fA-F]{64,}", audit_key)),
-        f"cat {APP_ENV}",
-        "PBOX_AUDIT_KEY=<redacted>",
-    )
+    for check, var, what in (
+        ("app.field_key", "PBOX_FIELD_KEY", "personal-data field key present (outside the database)"),
+        (
+            "app.audit_key",
+            "PBOX_AUDIT_KEY",
+            "audit-log chain key present (outside the database): the chain is keyed",
+        ),
+    ):
+        ok = bool(re.fullmatch(r"[0-9a-fA-F]{64,}", env.get(var, "")))
+        c.add(
+            check,
+            CONF,
+            what,
+            "64+ hex digits",
+            "present" if ok else "missing or malformed",
+            ok,
+            f"cat {APP_ENV}",
+            f"{var}=<redacted>",
+        )
     props = ",".join(UNIT_HARDENING)
     for unit in UNITS:
         cmd = f"systemctl show {unit} -p {props}"
