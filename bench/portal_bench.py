@@ -21,7 +21,6 @@ the pages cost before the pre-aggregated tables), timed over fewer runs.
 """
 
 import argparse
-import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -41,13 +40,13 @@ from app.db.migrate import upgrade  # noqa: E402
 from app.devtools.minio import MinioServer  # noqa: E402
 from app.devtools.postgres import PostgresCluster  # noqa: E402
 from app.devtools.samples import make_record  # noqa: E402
+from app.devtools.settings import local_settings  # noqa: E402
 from app.domain.clock import today_in_china  # noqa: E402
 from app.domain.reference import regions  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.security.rbac import Principal, Role  # noqa: E402
 from app.security.reads import ReadService  # noqa: E402
 from app.services import complaints, directory, notices, staff, statistics  # noqa: E402
-from app.settings import Settings  # noqa: E402
 from app.worker import refresh_statistics  # noqa: E402
 
 PG_SETTINGS = {
@@ -189,15 +188,7 @@ def main() -> None:
         t = time.perf_counter()
         first_ent = fill(dsn, n)
         print(f"  done in {time.perf_counter() - t:.0f} s")
-        settings = Settings(
-            database_url=pg.url,
-            s3_endpoint=minio.endpoint,
-            s3_access_key=minio.access_key,
-            s3_secret_key=minio.secret_key,
-            secret_key=secrets.token_hex(32),
-            field_key=secrets.token_hex(32),
-            log_level="WARNING",
-        )
+        settings = local_settings(pg.url, minio, log_level="WARNING")
         with TestClient(create_app(settings)) as client:
             db = client.app.state.runtime.db  # type: ignore[attr-defined]
             t = time.perf_counter()

@@ -16,10 +16,10 @@ from app.db.models import StaffAccount
 from app.devtools.minio import MinioServer
 from app.devtools.postgres import AppDatabase, PostgresCluster
 from app.devtools.samples import make_enterprise, make_vin, roster_row
+from app.devtools.settings import local_settings
 from app.main import create_app
 from app.security.rbac import Role
 from app.services import roster, staff
-from app.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -54,13 +54,9 @@ def database_url(app_db):
 
 @pytest.fixture(scope="session")
 def settings(database_url, minio):
-    return Settings(
-        database_url=database_url,
-        s3_endpoint=minio.endpoint,
-        s3_access_key=minio.access_key,
-        s3_secret_key=minio.secret_key,
-        secret_key=secrets.token_hex(32),
-        field_key=secrets.token_hex(32),
+    return local_settings(
+        database_url,
+        minio,
         audit_key=secrets.token_hex(32),  # the audit chain is keyed, as deployed
         db_pool_size=5,
     )
@@ -79,6 +75,13 @@ def engine(app_db):
     eng = sa.create_engine(app_db.owner_url)
     yield eng
     eng.dispose()
+
+
+def audit_actions(engine: sa.Engine, subject: str) -> list[str]:
+    """The audit log's actions on one subject, in order."""
+    with engine.connect() as conn:
+        query = sa.text("SELECT action FROM audit.event WHERE subject = :s ORDER BY seq")
+        return list(conn.execute(query, {"s": subject}).scalars())
 
 
 def import_roster(client: TestClient, *rows: dict):

@@ -20,7 +20,7 @@ from app.security.vehicle_registry import Answer, HttpVehicleRegistry, Query, St
 from tests.app.conftest import Shop, regulator
 from tests.app.servers import serve
 from tests.app.test_api_owner import new_owner, standin_registry, verify_full
-from tests.app.test_portal_api import PNG, SCORES, code_of, shop_user
+from tests.app.test_portal_api import SCORES, claim_by_photo, code_of, shop_user
 from tests.app.test_portal_pages import browser, register_and_login
 
 OWNER = "/api/v1/owner"
@@ -173,12 +173,7 @@ def test_previous_owner_cannot_keep_reading_a_car_sold_through_a_licence_photo_r
     assert bind(client, seller, vin, up["query_code"]).status_code == 201
 
     _, buyer = new_owner(client)
-    r = client.post(
-        f"{OWNER}/claims",
-        data={"vin": vin, "plate_no": "苏A77777"},
-        files={"photo": ("xsz.png", PNG, "image/png")},
-        headers=buyer,
-    )
+    r = claim_by_photo(client, buyer, vin, "苏A77777")
     reg = regulator(client, admins, "320100")
     assert (
         client.post(

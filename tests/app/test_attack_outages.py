@@ -7,7 +7,6 @@ This module runs its own PostgreSQL cluster, MinIO and app: it stops them under 
 session's shared ones (tests/app/conftest.py) must never see."""
 
 import hashlib
-import secrets
 import uuid
 from dataclasses import dataclass
 
@@ -18,8 +17,8 @@ from app.devtools.federation import wait_until
 from app.devtools.minio import MinioServer
 from app.devtools.postgres import AppDatabase, PostgresCluster
 from app.devtools.samples import make_record, make_vin
+from app.devtools.settings import local_settings
 from app.main import create_app
-from app.settings import Settings
 from tests.app.conftest import Shop
 from tests.app.test_api_national import envelope, record_info, register
 from tests.app.test_api_owner import new_owner
@@ -46,15 +45,7 @@ def env():
     minio = MinioServer().start()
     try:
         db = AppDatabase(cluster, "pbox").create()
-        settings = Settings(
-            database_url=db.runtime_url,
-            s3_endpoint=minio.endpoint,
-            s3_access_key=minio.access_key,
-            s3_secret_key=minio.secret_key,
-            secret_key=secrets.token_hex(32),
-            field_key=secrets.token_hex(32),
-            db_pool_size=3,
-        )
+        settings = local_settings(db.runtime_url, minio, db_pool_size=3)
         with TestClient(create_app(settings)) as client:
             shop, vin = Shop(client), make_vin()
             r = shop.upload(make_record("JS-" + uuid.uuid4().hex[:10].upper(), vin, plate="苏A0U001"))

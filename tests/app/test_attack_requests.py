@@ -45,18 +45,15 @@ def hostile_region(client, admins):
     return regulator(client, admins, REGION)
 
 
-def test_enterprise_names_cannot_plant_formulas_in_csv_exports(client, hostile_region):
+def export(client, reg, **params: str):
+    """The regulator's statistics export over the last 30 days."""
     today = today_in_china()
-    r = client.get(
-        f"{REG}/statistics/export",
-        params={
-            "start": (today - timedelta(days=30)).isoformat(),
-            "end": today.isoformat(),
-            "format": "csv",
-            "table": "by_enterprise",
-        },
-        headers=hostile_region.headers,
-    )
+    period = {"start": (today - timedelta(days=30)).isoformat(), "end": today.isoformat()}
+    return client.get(f"{REG}/statistics/export", params={**period, **params}, headers=reg.headers)
+
+
+def test_enterprise_names_cannot_plant_formulas_in_csv_exports(client, hostile_region):
+    r = export(client, hostile_region, format="csv", table="by_enterprise")
     assert r.status_code == 200, r.text
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     names = [row[1] for row in rows[1:]]
@@ -68,16 +65,7 @@ def test_enterprise_names_cannot_plant_formulas_in_csv_exports(client, hostile_r
 
 
 def test_enterprise_names_cannot_plant_formulas_in_xlsx_exports(client, hostile_region):
-    today = today_in_china()
-    r = client.get(
-        f"{REG}/statistics/export",
-        params={
-            "start": (today - timedelta(days=30)).isoformat(),
-            "end": today.isoformat(),
-            "format": "xlsx",
-        },
-        headers=hostile_region.headers,
-    )
+    r = export(client, hostile_region, format="xlsx")
     assert r.status_code == 200, r.text
     wb = load_workbook(io.BytesIO(r.content))
     seen = {}

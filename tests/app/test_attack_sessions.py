@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from app.devtools.samples import make_id_number, make_record
 from app.exchange.signing import new_private_pem
 from app.security.rbac import Role
-from tests.app.conftest import STAFF_PASSWORD, Shop, Staff, enrol, new_staff
+from tests.app.conftest import STAFF_PASSWORD, Shop, Staff, audit_actions, enrol, new_staff
 from tests.app.test_exchange_proxy import VERIFIED, _app, _statistics
 
 ADMIN = "/api/v1/admin"
@@ -106,16 +106,7 @@ def test_reset_gives_the_system_admin_no_way_into_the_account(client, admins, en
     back = Staff(client, victim.username, secret, victim.staff_id)
     back.password = "N3w-0wn-Passw0rd!"
     assert back.login(1).status_code == 200
-    with engine.connect() as conn:
-        actions = (
-            conn.execute(
-                sa.text("SELECT action FROM audit.event WHERE subject = :s ORDER BY seq"),
-                {"s": f"staff:{victim.staff_id}"},
-            )
-            .scalars()
-            .all()
-        )
-    assert "staff.reset" in actions
+    assert "staff.reset" in audit_actions(engine, f"staff:{victim.staff_id}")
 
 
 def test_activation_code_is_single_use_and_expires(client, admins, engine):

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 
 from app.devtools.samples import make_record, make_vin
-from tests.app.conftest import Shop, regulator
+from tests.app.conftest import Shop, audit_actions, regulator
 from tests.app.test_api_owner import new_owner, verify_full
 
 OWNER = "/api/v1/owner"
@@ -28,6 +28,13 @@ def bound_owner(client, shop: Shop, vin: str, settle: date | None = None, no: st
     assert r.status_code == 201, r.text
     verify_full(client, h, vin)
     return h, up["record_id"]
+
+
+def claim_by_photo(client, h, vin: str, plate: str, photo: tuple = ("xsz.png", PNG, "image/png")):
+    """The owner's request for the whole history by a 行驶证 photo."""
+    return client.post(
+        f"{OWNER}/claims", data={"vin": vin, "plate_no": plate}, files={"photo": photo}, headers=h
+    )
 
 
 def code_of(r):
@@ -137,16 +144,8 @@ def test_complaint_workflow_with_deadlines(client, admins, engine):
         "已责令退费",
         False,
     )
-    with engine.connect() as conn:
-        steps = (
-            conn.execute(
-                sa.text("SELECT action FROM audit.event WHERE subject = :s ORDER BY seq"),
-                {"s": f"complaint:{cid}"},
-            )
-            .scalars()
-            .all()
-        )
-    assert steps == ["complaint.accept", "complaint.assign", "complaint.respond", "complaint.close"]
+    steps = ["complaint.accept", "complaint.assign", "complaint.respond", "complaint.close"]
+    assert audit_actions(engine, f"complaint:{cid}") == steps
 
 
 def test_notices_are_published_with_attachments_and_public(client, admins):
@@ -186,20 +185,10 @@ def test_vehicle_claim_by_licence_photo(client, admins, engine):
     vin = make_vin()
     shop.upload(make_record("C-1", vin, plate="苏A77777"))
     _, h = new_owner(client)
-    r = client.post(
-        f"{OWNER}/claims",
-        data={"vin": vin, "plate_no": "苏A77777"},
-        files={"photo": ("xsz.png", PNG, "image/png")},
-        headers=h,
-    )
+    r = claim_by_photo(client, h, vin, "苏A77777")
     assert r.status_code == 201, r.text
     claim = r.json()["claim_id"]
-    r = client.post(
-        f"{OWNER}/claims",
-        data={"vin": vin, "plate_no": "苏A77777"},
-        files={"photo": ("x.pdf", PDF, "application/pdf")},
-        headers=h,
-    )
+    r = claim_by_photo(client, h, vin, "苏A77777", ("x.pdf", PDF, "application/pdf"))
     assert code_of(r) == (415, "ATTACHMENT_TYPE")
     far = regulator(client, admins, "320200")  # 苏A is Nanjing: Wuxi's regulators do not see it
     assert claim not in [c["id"] for c in client.get(f"{REG}/claims", headers=far.headers).json()]
