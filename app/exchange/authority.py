@@ -36,6 +36,7 @@ Relation = Literal["above", "below", "beside"]
 OUT_OF_SCOPE = "PEER_OUT_OF_SCOPE"
 ORIGIN_HERE = "RECORD_ORIGIN_HERE"
 ORIGIN_CONFLICT = "RECORD_ORIGIN_CONFLICT"
+ENTERPRISE_CONFLICT = "ENTERPRISE_CONFLICT"
 CODES = (OUT_OF_SCOPE, ORIGIN_HERE, ORIGIN_CONFLICT)
 
 
@@ -117,4 +118,27 @@ def held_conflicts(session: Session, wanted: dict[tuple[str, str], str]) -> dict
         elif held != {wanted[key]}:
             have = ",".join(sorted(held))
             out[key] = Refusal(ORIGIN_CONFLICT, f"{uscc}/{no} is held from origin {have}, not {wanted[key]}")
+    return out
+
+
+def enterprise_conflicts(session: Session, regions: dict[str, str]) -> dict[str, Refusal]:
+    """Enterprises known here (USCC → the region the message gives) that a peer's records may not be
+    filed under: the message's region is checked against the peer's authority, so the enterprise
+    held here must be that region's (else a peer could file records under any shop of any region by
+    naming it with a region of its own), and must not be barred here (pending, refused, suspended:
+    a suspended shop's records relayed from a node that has not yet heard of the suspension)."""
+    if not regions:
+        return {}
+    rows = session.execute(
+        select(Enterprise.uscc, Enterprise.region_code, Enterprise.status).where(
+            Enterprise.uscc.in_(sorted(regions))
+        )
+    )
+    out: dict[str, Refusal] = {}
+    for uscc, region, status in rows:
+        if region != regions[uscc]:
+            detail = f"{uscc} is held here in region {region}, not {regions[uscc]}"
+            out[uscc] = Refusal(ENTERPRISE_CONFLICT, detail)
+        elif status != "active":
+            out[uscc] = Refusal(ENTERPRISE_CONFLICT, f"{uscc} is {status} here")
     return out

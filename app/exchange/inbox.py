@@ -379,10 +379,14 @@ def apply_records(
     for m in unique:
         origin.setdefault((m.enterprise.uscc, m.settlement_no), m.origin_region)
     held = authority.held_conflicts(session, origin)
+    named = {m.enterprise.uscc: m.enterprise.region_code for m in unique}
+    barred = authority.enterprise_conflicts(session, named)
     refused: dict[str, Refusal] = {}
     for m in unique:
         k = (m.enterprise.uscc, m.settlement_no)
-        if k in held:
+        if m.enterprise.uscc in barred:
+            refused[m.id] = barred[m.enterprise.uscc]
+        elif k in held:
             refused[m.id] = held[k]
         elif m.origin_region != origin[k]:
             refused[m.id] = Refusal(authority.ORIGIN_CONFLICT, f"{k[0]}/{k[1]}: two origins in one batch")

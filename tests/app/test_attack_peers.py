@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.devtools.federation import wait_until
-from app.devtools.samples import make_enterprise, make_record, make_vin
+from app.devtools.samples import make_enterprise, make_record, make_vin, roster_row
 from app.domain.clock import now
 from app.domain.record import digest, parse_record
 from app.exchange.outbox import ENTERPRISE_FIELDS, record_body
@@ -289,3 +289,30 @@ def test_a_city_cannot_report_statistics_of_other_regions_nor_the_ministry_send_
     ]
     assert listed["code"] == "PEER_OUT_OF_SCOPE" and "320502" in listed["detail"]
     assert results(fed, MINISTRY, PROV_A, [stats(MINISTRY, PROV_A)]) == [("rejected", "PEER_OUT_OF_SCOPE")]
+
+
+def test_a_city_node_cannot_file_records_under_another_regions_shop_by_renaming_its_region(fed):
+    """The message's enterprise region is what the authority rules check, so a peer must not be able
+    to name a real Suzhou shop (held at the province) as one of its own city's, and have its forged
+    repair filed under that shop."""
+    suzhou = Shop(fed, PROV_A, "320500")
+    arrives(fed, MINISTRY, suzhou.uscc, suzhou.upload("苏E1F007")["settlement_no"])
+    disguised = {**suzhou.profile, "region_code": "320102"}
+    fake = make_record("JS-" + uuid.uuid4().hex[:10].upper(), make_vin(), plate="苏A1F008")
+    x = forge(fed, CITY_A, PROV_A, disguised, "320100", fake)
+    assert results(fed, CITY_A, PROV_A, [x]) == [("rejected", "ENTERPRISE_CONFLICT")]
+    assert versions_of(fed, PROV_A, suzhou.uscc, fake["settlement_no"]) == []
+    assert audit_rejections(fed, PROV_A, x["id"]) == ["ENTERPRISE_CONFLICT"]
+
+
+def test_a_peer_cannot_keep_publishing_for_a_shop_suspended_here(fed):
+    """The province's licence roster revokes a Nanjing shop; the city node (which has not heard of it)
+    relays the shop's next record: the province refuses it instead of filing it under the suspended shop."""
+    nanjing = Shop(fed, PROV_A, "320102")
+    fed.nodes[PROV_A].import_roster([roster_row(nanjing.profile, status="吊销")])
+    status = query(fed, PROV_A, "SELECT status FROM enterprise WHERE uscc = :u", u=nanjing.uscc)
+    assert status[0][0] == "suspended"
+    fake = make_record("JS-" + uuid.uuid4().hex[:10].upper(), make_vin(), plate="苏A1G009")
+    x = forge(fed, CITY_A, PROV_A, nanjing.profile, "320100", fake)
+    assert results(fed, CITY_A, PROV_A, [x]) == [("rejected", "ENTERPRISE_CONFLICT")]
+    assert versions_of(fed, PROV_A, nanjing.uscc, fake["settlement_no"]) == []
