@@ -25,6 +25,7 @@ from app.exchange import worker as exchange_worker
 from app.exchange.node import ExchangeNode
 from app.runtime import audit_log, node_name
 from app.security import auditlog
+from app.security.ratelimit import FailureLimiter
 from app.services import aggregates
 from app.settings import get_settings
 
@@ -109,6 +110,13 @@ def anchor_audit_chain(
     return message
 
 
+def purge_auth_failures(db: Database, limiter: FailureLimiter) -> int:
+    with db.transaction() as s:
+        gone = limiter.purge(s)
+    log.info("old login failures purged", extra={"purged": gone})
+    return gone
+
+
 @dataclass
 class Job:
     name: str
@@ -134,6 +142,7 @@ def main() -> None:
     audit = audit_log(settings)
     stop = threading.Event()
     node = ExchangeNode.from_settings(settings)
+    limiter = FailureLimiter(settings.auth_fail_limit, settings.auth_fail_window_seconds)
 
     def on_signal(signum: int, _: FrameType | None) -> None:
         log.info("stopping", extra={"signal": signum})
@@ -156,6 +165,7 @@ def main() -> None:
         Job("audit-anchor", settings.audit_anchor_interval_seconds,
             lambda: anchor_audit_chain(db, audit, node_name(settings))),
         Job("audit-chain", settings.audit_verify_interval_seconds, lambda: verify_audit_chain(db, audit)),
+        Job("auth-failures", settings.worker_interval_seconds, lambda: purge_auth_failures(db, limiter)),
     ]
     while not stop.is_set():
         run_due(jobs)

@@ -30,3 +30,8 @@ class FailureLimiter:
 
     def clear(self, session: Session, subject: str) -> None:
         session.execute(delete(AuthFailure).where(AuthFailure.subject == subject))
+
+    def purge(self, session: Session) -> int:
+        """Failures older than the window no longer count: drop them rather than keep them for ever
+        (their subjects name accounts, if only by keyed hashes)."""
+        return session.execute(delete(AuthFailure).where(AuthFailure.at <= now() - self.window)).rowcount

@@ -91,16 +91,21 @@ def register(
 def authenticate(
     session: Session, cipher: FieldCipher, limiter: FailureLimiter, phone: str, password: str, client_ip: str
 ) -> int | None:
-    subjects = {f"owner:{phone}": 1, f"ip:{client_ip}": 10}
+    phone_hash = cipher.search_hash("owner.phone", phone)
+    subjects = {_login_subject(phone_hash): 1, f"ip:{client_ip}": 10}
     limiter.check(session, subjects)
-    acct = session.scalar(
-        select(OwnerAccount).where(OwnerAccount.phone_hash == cipher.search_hash("owner.phone", phone))
-    )
+    acct = session.scalar(select(OwnerAccount).where(OwnerAccount.phone_hash == phone_hash))
     if acct is None or not verify_secret(acct.password_hash, password):
         limiter.record_failure(session, subjects)
         return None
-    limiter.clear(session, f"owner:{phone}")
+    limiter.clear(session, _login_subject(phone_hash))
     return acct.id
+
+
+def _login_subject(phone_hash: bytes) -> str:
+    """The rate limiter's name for an owner login: the phone's keyed hash, never the number itself
+    (the limiter's table lies outside the personal schema)."""
+    return "owner:" + phone_hash.hex()
 
 
 def login(
@@ -279,6 +284,8 @@ def close_account(
         _audit(audit, session, who, "owner.close", "failure", reason=error.code if error else "-")
         return [], error
     t = now()
+    if acct.phone_hash is not None:
+        limiter.clear(session, _login_subject(acct.phone_hash))
     acct.phone_hash = acct.phone_enc = acct.name_enc = acct.id_number_hash = acct.id_number_enc = None
     acct.password_hash = "!"  # noqa: S105 - not an argon2 hash: nothing verifies against it
     acct.token_generation += 1

@@ -450,3 +450,23 @@ def test_direct_caller_cannot_pose_as_a_peer_with_proxy_headers(settings, exchan
         assert (r.status_code, r.json()["error"]["code"]) == (401, "PEER_CERT_REQUIRED")
         r = through_nginx.post("/api/exchange/v1/messages", json={"messages": [msg]}, headers=VERIFIED)
         assert r.json()["results"] == [{"id": msg["id"], "status": "applied"}]
+
+
+def test_failed_owner_logins_keep_no_phone_number_in_clear(client, engine):
+    """The login throttle's table lies outside the personal schema: a mistyped password must not leave
+    the owner's phone number there, and old failures are dropped once they no longer count."""
+    phone, _ = new_owner(client)
+    r = client.post(f"{OWNER}/token", json={"phone": phone, "password": "not the password"})
+    assert r.status_code == 401
+    with engine.begin() as conn:
+        subjects = [s for (s,) in conn.execute(sa.text("SELECT subject FROM auth_failure"))]
+        assert not [s for s in subjects if phone in s], subjects
+        stale = "INSERT INTO auth_failure (subject, at) VALUES ('ip:192.0.2.1', now() - interval '2 days')"
+        conn.execute(sa.text(stale))
+    rt = client.app.state.runtime
+    with rt.db.transaction() as s:
+        assert rt.limiter.purge(s) >= 1
+    with engine.connect() as conn:
+        old = conn.execute(sa.text("SELECT count(*) FROM auth_failure WHERE at < now() - interval '1 day'"))
+        old = old.scalar()
+    assert old == 0
