@@ -50,6 +50,7 @@ MESSAGES: dict[str, str] = {
     "ENTERPRISE_REFUSED": "企业注册未通过审核",
     "ENTERPRISE_SUSPENDED": "企业已暂停接入",
     "ENTERPRISE_STATE": "企业当前状态下不能进行此操作",
+    "LICENCE_NOT_IN_FORCE": "许可名册中该企业的许可已吊销、注销、暂停或过期，不能审核通过",
     "REASON_REQUIRED": "不通过时须填写原因",
     # record
     "DATE_FORMAT": "日期格式错误",

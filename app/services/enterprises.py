@@ -197,6 +197,11 @@ def review(
         raise AppError("ENTERPRISE_STATE", 409)
     if not approve and reason is None:
         raise AppError("REASON_REQUIRED", 422)
+    listed = session.get(LicenceRoster, e.uscc)
+    if approve and listed is not None and not licence_in_force(
+        listed.licence_status, listed.valid_until, today_in_china()
+    ):  # the roster says its licence is revoked, cancelled, suspended or expired
+        raise AppError("LICENCE_NOT_IN_FORCE", 409)
     e.status = "active" if approve else "refused"
     e.status_reason, e.status_source, e.status_by, e.status_at = reason, "regulator", who.id, now()
     audit.record(

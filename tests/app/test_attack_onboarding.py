@@ -384,3 +384,16 @@ def test_shop_staff_of_a_suspended_enterprise_are_refused(client):
     assert (r.status_code, r.json()["error"]["code"]) == (403, "ENTERPRISE_SUSPENDED")
     r = client.post("/api/v1/shop/token", json={"username": name, "password": "shop-pass-1"})
     assert (r.status_code, r.json()["error"]["code"]) == (403, "ENTERPRISE_SUSPENDED")
+
+
+def test_a_regulator_cannot_approve_a_shop_whose_licence_the_roster_revoked(client, admins):
+    """The roster outranks a hand approval: a pending shop whose licence the roster shows revoked
+    (or expired) is not approved by a regulator who overlooked it."""
+    profile = {**make_enterprise(), "region_code": "320104"}
+    import_roster(client, roster_row(profile, status="吊销"))
+    cred = register(client, **profile)
+    assert cred["status"] == "pending"
+    reg = regulator(client, admins, "320104")
+    r = client.post(f"{REG}/enterprises/{cred['uscc']}/review", json={"approve": True}, headers=reg.headers)
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "LICENCE_NOT_IN_FORCE"), r.text
+    assert token(client, cred).status_code == 403
