@@ -155,6 +155,8 @@ class Period:
     def check(self) -> None:
         if self.start > self.end or (self.end - self.start).days > MAX_DAYS:
             raise AppError("PERIOD_INVALID", 422)
+        if self.start.year < 2000 or self.end.year > 2100:  # and the comparison period stays a date
+            raise AppError("PERIOD_INVALID", 422)
 
     def before(self) -> "Period":
         """The period of the same length just before this one."""

@@ -114,6 +114,8 @@ WebShop = Annotated[Principal, Depends(web_shop)]
 
 def safe_next(target: str | None, default: str) -> str:
     """Only a local path: a login link must not send people on to another site."""
-    if target and target.startswith("/") and not target.startswith("//"):
+    # browsers read "/\\host" like "//host" (another site): no backslash, and nothing but a path
+    local = target and target.startswith("/") and not target.startswith("//")
+    if local and "\\" not in target and not urlsplit(target).netloc:
         return target
     return default
