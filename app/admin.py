@@ -24,7 +24,11 @@ this node against the chain (docs/operations.md).
 import argparse
 import getpass
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
 
 from app.db.session import Database
 from app.domain.errors import AppError
@@ -32,8 +36,9 @@ from app.runtime import audit_log, field_cipher, node_name
 from app.security.auditlog import MissingAuditKey, verify_with_anchors
 from app.security.rbac import Role
 from app.services import roster, staff
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 
+T = TypeVar("T")
 ADMIN_ROLES = (Role.SYSTEM_ADMIN, Role.SECURITY_ADMIN, Role.AUDIT_ADMIN)
 
 
@@ -46,31 +51,33 @@ def read_password(from_stdin: bool) -> str:
     return first
 
 
-def bootstrap(role: Role, username: str, password: str) -> staff.NewStaff:
-    settings = get_settings()
+def in_one_transaction(settings: Settings, work: Callable[[Session], T]) -> T:
+    """`work` in one transaction on a one-connection database, closed afterwards (a command, not a server)."""
     db = Database(settings.database_url, pool_size=1, max_overflow=0)
-    audit = audit_log(settings)
     try:
         with db.transaction() as session:
-            return staff.bootstrap(session, field_cipher(settings), audit, settings.staff_password_min_length,
-                                   username, password, role)
+            return work(session)
     finally:
         db.dispose()
+
+
+def bootstrap(role: Role, username: str, password: str) -> staff.NewStaff:
+    settings = get_settings()
+    audit = audit_log(settings)
+    return in_one_transaction(settings, lambda session: staff.bootstrap(
+        session, field_cipher(settings), audit, settings.staff_password_min_length, username, password, role))
 
 
 def import_roster(path: Path) -> int:
     """The exit status: 0 all rows imported, 1 some rows bad (the good ones imported), 2 file unreadable."""
     settings = get_settings()
-    db = Database(settings.database_url, pool_size=1, max_overflow=0)
     audit = audit_log(settings)
     try:
-        with db.transaction() as session:
-            report = roster.import_file(session, audit, path, f"app-admin:{getpass.getuser()}")
+        actor = f"app-admin:{getpass.getuser()}"
+        report = in_one_transaction(settings, lambda session: roster.import_file(session, audit, path, actor))
     except roster.RosterFileError as e:
         print(f"app-admin: {path}: {e}", file=sys.stderr)
         return 2
-    finally:
-        db.dispose()
     for line, reasons in report.bad:
         print(f"{path.name} 第 {line} 行：{'；'.join(reasons)}", file=sys.stderr)
     print(
@@ -92,15 +99,12 @@ def verify_log(anchors: str | None) -> int:
     lines = None
     if anchors is not None:
         lines = sys.stdin.readlines() if anchors == "-" else Path(anchors).read_text().splitlines()
-    db = Database(settings.database_url, pool_size=1, max_overflow=0)
     try:
-        with db.transaction() as session:
-            v = verify_with_anchors(session, audit.key, lines, node_name(settings))
+        v = in_one_transaction(
+            settings, lambda session: verify_with_anchors(session, audit.key, lines, node_name(settings)))
     except MissingAuditKey as e:
         print(f"app-admin: {e}", file=sys.stderr)
         return 2
-    finally:
-        db.dispose()
     c = v.chain
     if c.ok:
         print(f"audit log intact: {c.checked} rows, head {c.head}")

@@ -41,7 +41,7 @@ class Runtime:
             objects=ObjectStore(settings),
             tokens=TokenSigner(key),
             codes=QueryCodes(key),
-            limiter=FailureLimiter(settings.auth_fail_limit, settings.auth_fail_window_seconds),
+            limiter=failure_limiter(settings),
             crypto=crypto,
             audit=audit,
             staff_auth=StaffAuth(settings, crypto, audit),
@@ -56,6 +56,11 @@ class Runtime:
 def field_cipher(settings: Settings) -> FieldCipher:
     key = load_master_key(settings.field_key.get_secret_value() or None, settings.field_key_file)
     return FieldCipher(key, settings.crypto_suite)
+
+
+def failure_limiter(settings: Settings) -> FailureLimiter:
+    """Wrong-credential throttling as configured (the web's checks, the worker's purge)."""
+    return FailureLimiter(settings.auth_fail_limit, settings.auth_fail_window_seconds)
 
 
 def audit_log(settings: Settings) -> AuditLog:

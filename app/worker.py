@@ -23,7 +23,7 @@ from app import logs
 from app.db.session import Database
 from app.exchange import worker as exchange_worker
 from app.exchange.node import ExchangeNode
-from app.runtime import audit_log, node_name
+from app.runtime import audit_log, failure_limiter, node_name
 from app.security import auditlog
 from app.security.ratelimit import FailureLimiter
 from app.services import aggregates
@@ -142,7 +142,7 @@ def main() -> None:
     audit = audit_log(settings)
     stop = threading.Event()
     node = ExchangeNode.from_settings(settings)
-    limiter = FailureLimiter(settings.auth_fail_limit, settings.auth_fail_window_seconds)
+    limiter = failure_limiter(settings)
 
     def on_signal(signum: int, _: FrameType | None) -> None:
         log.info("stopping", extra={"signal": signum})
