@@ -80,7 +80,7 @@ SELECT g, %(first_ent)s + g %% %(ents)s, 'B' || g, 'LBNCH' || lpad((g %% %(vins)
        (%(now)s - ((%(n)s - g) * 365 / %(n)s) * interval '1 day')::date, 1,
        %(now)s - ((%(n)s - g) * 365 / %(n)s) * interval '1 day',
        md5(g::text)
-FROM generate_series(%(lo)s, %(hi)s) g
+FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g
 """
 FILL_VERSIONS = """
 INSERT INTO record_version (record_id, version, received_at, kind, source, enterprise_id, settlement_no, vin,
@@ -92,14 +92,14 @@ SELECT g, 1, %(now)s - ((%(n)s - g) * 365 / %(n)s) * interval '1 day', 'upload',
        'LBNCH' || lpad((g %% %(vins)s)::text, 12, '0'), md5(g::text),
        (%(now)s - ((%(n)s - g) * 365 / %(n)s) * interval '1 day')::date, g %% 300000, '保养',
        (ARRAY['10', '31', '32', '40', '60'])[g %% 5 + 1], %(items)s, %(parts)s, 300.00, 400.00, 0, 700.00
-FROM generate_series(%(lo)s, %(hi)s) g
+FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g
 """
 FILL_RATINGS = """
 INSERT INTO rating (record_id, enterprise_id, owner_id, attitude, quality, efficiency, transparency,
                     environment, created_at)
 SELECT g, %(first_ent)s + g %% %(ents)s, 1, g %% 5 + 1, (g / 7) %% 5 + 1, (g / 3) %% 5 + 1, (g / 11) %% 5 + 1,
        (g / 13) %% 5 + 1, %(now)s - ((%(n)s - g) * 365 / %(n)s) * interval '1 day'
-FROM generate_series(%(lo)s, %(hi)s, 10) g
+FROM generate_series(%(lo)s::bigint, %(hi)s::bigint, 10) g
 """
 FILL_COMPLAINTS = """
 INSERT INTO complaint (record_id, enterprise_id, owner_id, region_code, title, content, status, created_at,
@@ -109,7 +109,8 @@ SELECT g, e.id, 1, e.region_code, '投诉', '内容', (ARRAY['submitted', 'accep
        %(now)s - ((%(n)s - g) * 365 / %(n)s) * interval '1 day' + interval '15 days',
        CASE WHEN g %% 3 = 2 THEN %(now)s - ((%(n)s - g) * 365 / %(n)s) * interval '1 day' + interval '3 days'
        END
-FROM generate_series(%(lo)s, %(hi)s, 1000) g JOIN enterprise e ON e.id = %(first_ent)s + g %% %(ents)s
+FROM generate_series(%(lo)s::bigint, %(hi)s::bigint, 1000) g
+JOIN enterprise e ON e.id = %(first_ent)s + g %% %(ents)s
 """
 
 
@@ -223,17 +224,21 @@ def run(client: TestClient, runs: int, first_ent: int) -> None:
         sec_admin = staff.bootstrap(s, rt.crypto, rt.audit, 12, "bench-sec", PASSWORD, Role.SECURITY_ADMIN)
     regulators = {}
     for code in ("320000", "320500", "320505"):
-        with rt.db.transaction() as s:
+        with rt.db.transaction() as s:  # the system administrator gets an activation code only
             made = staff.create(
-                s,
-                rt.crypto,
-                rt.audit,
-                12,
-                Principal(Role.SYSTEM_ADMIN, sys_admin.staff_id),
-                f"reg-{code}",
-                PASSWORD,
-                None,
+                s, rt.audit, Principal(Role.SYSTEM_ADMIN, sys_admin.staff_id), f"reg-{code}", None, 3600
             )
+        # the regulator's own first login: password and TOTP (as the portal's /staff/first-login does)
+        first = {"username": f"reg-{code}", "activation_code": made.activation_code, "new_password": PASSWORD}
+        r = client.post("/api/v1/staff/first-login", json=first)
+        assert r.status_code == 200, r.text
+        secret = r.json()["totp_secret"]
+        # the previous step's code, so that the login below (this step's code) is not a replay
+        confirm = {"enrolment_token": r.json()["enrolment_token"],
+                   "totp_code": pyotp.TOTP(secret).at(time.time() - 30)}
+        r = client.post("/api/v1/staff/first-login/confirm", json=confirm)
+        assert r.status_code == 200, r.text
+        with rt.db.transaction() as s:
             staff.assign_role(
                 s,
                 rt.audit,
@@ -242,7 +247,7 @@ def run(client: TestClient, runs: int, first_ent: int) -> None:
                 Role.REGULATOR,
                 code,
             )
-        regulators[code] = (made, Principal(Role.REGULATOR, made.staff_id, region_code=code))
+        regulators[code] = (secret, Principal(Role.REGULATOR, made.staff_id, region_code=code))
     notice_author = regulators["320000"][1]
     with rt.db.transaction() as s:
         for i in range(60):
@@ -267,14 +272,14 @@ def run(client: TestClient, runs: int, first_ent: int) -> None:
     owner_web = TestClient(client.app)
     owner_web.post("/owner/login", data={"phone": "13912345678", "password": "bench pass"})
     staff_web = {}
-    for code, (made, _) in regulators.items():
+    for code, (secret, _) in regulators.items():
         w = TestClient(client.app)
         w.post(
             "/staff/login",
             data={
                 "username": f"reg-{code}",
                 "password": PASSWORD,
-                "totp_code": pyotp.TOTP(made.totp_secret).now(),
+                "totp_code": pyotp.TOTP(secret).now(),
             },
         )
         staff_web[code] = w
