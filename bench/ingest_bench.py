@@ -23,6 +23,7 @@ On 2 cores the default run takes about 10–15 minutes, most of it generating th
 import argparse
 import asyncio
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -95,6 +96,7 @@ def start_app(db_url: str, minio: MinioServer) -> tuple[subprocess.Popen[bytes],
         "PBOX_S3_ACCESS_KEY": minio.access_key,
         "PBOX_S3_SECRET_KEY": minio.secret_key,
         "PBOX_SECRET_KEY": "bench-" + "k" * 32,
+        "PBOX_FIELD_KEY": secrets.token_hex(32),  # the app refuses to start without one
         "PBOX_PORT": str(port),
         "PBOX_WORKERS": "2",
         "PBOX_LOG_LEVEL": "WARNING",
