@@ -9,8 +9,8 @@ from app import logs, web
 from app.api import collection, exchange, national, owner, public, regulator, shop, staff
 from app.api.errors import install as install_error_handlers
 from app.api.middleware import RequestMiddleware
+from app.api.ops import router as ops_router
 from app.exchange.relay import ensure_cursors
-from app.metrics import router as ops_router
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
 

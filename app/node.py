@@ -14,8 +14,8 @@ from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from app.exchange.signing import Signer, load_public
 from app.security.rbac import region_prefix
+from app.security.signing import Signer, load_public
 from app.settings import ExchangePeer, Flow, Settings
 
 Role = Literal["ministry", "province", "city"]

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from app.db.session import Database
-from app.exchange.node import ExchangeNode
+from app.node import ExchangeNode
 from app.security.auditlog import AuditLog, parse_key
 from app.security.fieldcrypt import FieldCipher, load_master_key
 from app.security.querycodes import QueryCodes

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from app import logs
 from app.db.session import Database
 from app.exchange import worker as exchange_worker
-from app.exchange.node import ExchangeNode
+from app.node import ExchangeNode
 from app.runtime import audit_log, failure_limiter, node_name
 from app.security import auditlog
 from app.security.ratelimit import FailureLimiter

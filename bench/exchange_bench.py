@@ -3,7 +3,7 @@
     .venv/bin/python bench/exchange_bench.py                     # defaults below
     .venv/bin/python bench/exchange_bench.py --outage 600        # the full 10-minute outage
 
-Four real nodes as in tests/app (app.devtools.federation): ministry, provinces A (320000) and B
+Four real nodes as in tests/app (tests.support.federation): ministry, provinces A (320000) and B
 (330000), a city of A; each app-web over HTTPS with mutual TLS and an app-worker relay, on its own
 database of one throwaway PostgreSQL cluster. A shop in Hangzhou (province B) repairs Nanjing cars
 (苏A), so each record travels B → ministry → A.
@@ -33,11 +33,11 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from app.devtools.federation import Federation, wait_until  # noqa: E402
-from app.devtools.minio import MinioServer  # noqa: E402
-from app.devtools.postgres import PostgresCluster  # noqa: E402
-from app.devtools.samples import make_record, make_vin  # noqa: E402
 from tests.app.exchange_helpers import LAYOUT, MINISTRY, PROV_A, PROV_B, Shop  # noqa: E402
+from tests.support.federation import Federation, wait_until  # noqa: E402
+from tests.support.minio import MinioServer  # noqa: E402
+from tests.support.postgres import PostgresCluster  # noqa: E402
+from tests.support.samples import make_record, make_vin  # noqa: E402
 
 
 def records(n: int, tag: str) -> list[dict]:

@@ -3,7 +3,7 @@
     .venv/bin/python bench/ingest_bench.py            # full run: history at 1M and 10M records
     .venv/bin/python bench/ingest_bench.py --scale 0.1  # quick run: 100k and 1M
 
-What it does, on its own throwaway PostgreSQL 15 cluster and MinIO server (app.devtools), with
+What it does, on its own throwaway PostgreSQL 15 cluster and MinIO server (tests.support), with
 the app served by real uvicorn workers on loopback:
 
 1. Upload rate through the HTTP API: concurrent clients send records with 8 work items and 8 parts
@@ -40,14 +40,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from app.db.migrate import upgrade  # noqa: E402
-from app.devtools.minio import MinioServer  # noqa: E402
-from app.devtools.ports import free_port  # noqa: E402
-from app.devtools.postgres import PostgresCluster  # noqa: E402
-from app.devtools.samples import make_enterprise, make_record, make_vin, roster_row  # noqa: E402
 from app.domain.record import digest, parse_record  # noqa: E402
 from app.security.auditlog import AuditLog  # noqa: E402
 from app.services import roster  # noqa: E402
 from app.services.records import _version_row  # noqa: E402
+from tests.support.minio import MinioServer  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.postgres import PostgresCluster  # noqa: E402
+from tests.support.samples import make_enterprise, make_record, make_vin, roster_row  # noqa: E402
 
 PG_SETTINGS = {
     "shared_buffers": "2GB",

@@ -3,7 +3,7 @@
     .venv/bin/python bench/portal_bench.py              # 1M repair records
     .venv/bin/python bench/portal_bench.py --scale 0.1  # 100k, a quick run
 
-On its own throwaway PostgreSQL cluster and MinIO server (app.devtools), the tables are filled
+On its own throwaway PostgreSQL cluster and MinIO server (tests.support), the tables are filled
 server-side (INSERT … SELECT generate_series): 2,000 enterprises over every county of 江苏, 1M repairs
 (scaled) over the last 365 days with parts and totals, stored in the order of their days as uploads
 arrive (a day's repairs are neighbours on disk, as in service), 200k cars with brands, one rating per ten
@@ -37,17 +37,17 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from app.db.migrate import upgrade  # noqa: E402
-from app.devtools.minio import MinioServer  # noqa: E402
-from app.devtools.postgres import PostgresCluster  # noqa: E402
-from app.devtools.samples import make_record  # noqa: E402
-from app.devtools.settings import local_settings  # noqa: E402
 from app.domain.clock import today_in_china  # noqa: E402
 from app.domain.reference import regions  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.security.rbac import Principal, Role  # noqa: E402
-from app.security.reads import ReadService  # noqa: E402
 from app.services import complaints, directory, notices, staff, statistics  # noqa: E402
+from app.services.reads import ReadService  # noqa: E402
 from app.worker import refresh_statistics  # noqa: E402
+from tests.support.minio import MinioServer  # noqa: E402
+from tests.support.postgres import PostgresCluster  # noqa: E402
+from tests.support.samples import make_record  # noqa: E402
+from tests.support.settings import local_settings  # noqa: E402
 
 PG_SETTINGS = {
     "shared_buffers": "1GB",

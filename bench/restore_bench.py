@@ -5,7 +5,7 @@ next to a same-run baseline: pg_dump and pg_restore of the same database.
     .venv/bin/python bench/restore_bench.py --records 100000 # quick run
 
 Runs on the controller (as root; needs the `pgbackrest` package), no lab: a throwaway PostgreSQL 15
-cluster (app.devtools), migrated to the app's schema and filled with generated records the way
+cluster (tests.support), migrated to the app's schema and filled with generated records the way
 bench/ingest_bench.py does, with WAL archived through pgBackRest using the settings the backup
 role deploys (zst compression, aes-256-cbc, 2 processes, asynchronous archiving, archive_timeout
 60 s). The repository is a local directory: the lab's repositories (MinIO over TLS, the offsite
@@ -40,8 +40,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from ingest_bench import fill  # noqa: E402
 
 from app.db.migrate import upgrade  # noqa: E402
-from app.devtools.postgres import PG_BIN, PostgresCluster  # noqa: E402
-from app.devtools.samples import make_record  # noqa: E402
+from tests.support.postgres import PG_BIN, PostgresCluster  # noqa: E402
+from tests.support.samples import make_record  # noqa: E402
 
 STANZA = "bench"
 ARCHIVE_TIMEOUT = 60

@@ -240,7 +240,7 @@ def audit_verify_log(
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.security.auditlog import MissingAuditKey, key_from_secret_file, parse_key
-    from pbox.audit import verify_log
+    from pbox.audit_log import verify_log
 
     try:
         if audit_key_file is not None:

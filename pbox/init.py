@@ -1,4 +1,4 @@
-"""`pbox init`: write a new production inventory for a real province from templates/inventory/.
+"""`pbox init`: write a new production inventory for a real province from pbox/templates/inventory/.
 
 The host layout per site is below; the wording of each file is in the templates. Every secret is
 generated here and written vaulted (inline `!vault` values, so the files stay readable and lint
@@ -21,13 +21,14 @@ import yaml
 
 from pbox.inventory_check import PLACEHOLDER_NETS, region_problems
 from pbox.paths import INVENTORIES, REPO
+from pbox.paths import TEMPLATES as PBOX_TEMPLATES
 
 if TYPE_CHECKING:
     import jinja2
     from rich.console import Console
 
 Mode = Literal["centralized", "distributed", "hybrid"]
-TEMPLATES = REPO / "templates" / "inventory"
+TEMPLATES = PBOX_TEMPLATES / "inventory"
 VAULT_DIR = Path(os.environ.get("PBOX_VAULT_DIR", "/var/lib/pbox/vault"))
 # The MinIO server of the offline bundle the example profiles pin.
 MINIO_ARTIFACT = "minio-20260212201848-7aac2a2c5b7c"

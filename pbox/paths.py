@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# inventory and report templates of pbox itself (roles/*/templates are the roles')
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 CACHE = Path(os.environ.get("PBOX_CACHE", "/var/cache/pbox"))
 ARTIFACTS = CACHE / "artifacts"
 INVENTORIES = REPO / "inventories"

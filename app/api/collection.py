@@ -16,13 +16,13 @@ from app.domain.enterprise import EnterpriseIn
 from app.domain.errors import AppError, FieldError
 from app.domain.record import MAX_BATCH, RecordIn
 from app.domain.reference import code_tables
-from app.exchange.outbox import sink_for
 from app.logs import request_id
 from app.runtime import Runtime
 from app.security.auditlog import Event
 from app.security.rbac import Role
 from app.services import attachments, enterprises, records, shops
 from app.services.collection import Outcome, upload
+from app.services.outbox import sink_for
 
 RecordId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 

@@ -13,8 +13,8 @@ from app.exchange import admin as ops
 from app.exchange import reconcile
 from app.exchange.client import http_client
 from app.exchange.inbox import Rejected, audit_rejection, authenticate, receive
-from app.exchange.node import ExchangeNode, Peer
 from app.exchange.tls import client_cn
+from app.node import ExchangeNode, Peer
 from app.runtime import Runtime
 from app.security.auditlog import Event
 from app.security.rbac import Perm, Principal, require

@@ -7,13 +7,19 @@ import time
 import uuid
 from collections.abc import Callable
 
+from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.domain.errors import message
 from app.logs import request_id
-from app.metrics import REQUEST_LATENCY
 
 log = logging.getLogger("app.access")
+REQUEST_LATENCY = Histogram(
+    "pbox_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 

@@ -3,6 +3,10 @@
 app-web runs several uvicorn worker processes and a scrape reaches only one of them: with
 PROMETHEUS_MULTIPROC_DIR set (the app-web unit sets it), every process writes its samples there and
 /metrics answers with all of them merged, so counters never jump between processes.
+
+Each metric is defined by the module that counts it: uploads in app.services.collection, staff login
+failures in app.security.staffauth, request latency in app.api.middleware, the exchange's gauges in
+app.exchange.metrics; this module only adds the database pool's and answers the scrape.
 """
 
 import logging
@@ -13,9 +17,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
     Gauge,
-    Histogram,
     generate_latest,
     multiprocess,
 )
@@ -27,31 +29,12 @@ from app.exchange.metrics import refresh as refresh_exchange
 
 log = logging.getLogger("app.metrics")
 
-UPLOADS = Counter(
-    "pbox_record_uploads_total", "Repair records received, by outcome and reason", ["outcome", "reason"]
-)
-REQUEST_LATENCY = Histogram(
-    "pbox_http_request_duration_seconds",
-    "HTTP request latency",
-    ["method", "route", "status"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
 # Each process's own pool, as that process last saw it (labelled pid when merged).
 DB_POOL = Gauge(
     "pbox_db_pool_connections", "Database pool connections by state", ["state"], multiprocess_mode="liveall"
 )
-LOGIN_FAILURES = Counter(
-    "pbox_staff_login_failures_total", "Failed staff logins, by reason (alert FailedLoginBurst)", ["reason"]
-)
-for _reason in ("STAFF_INVALID_CREDENTIALS", "ACCOUNT_LOCKED", "PASSWORD_EXPIRED"):
-    LOGIN_FAILURES.labels(_reason)  # present from the start, so the first failures count in increase()
 
 router = APIRouter(tags=["运维"])
-
-
-def count_upload(outcome: str, reasons: list[str] | None = None) -> None:
-    for reason in reasons or ["-"]:
-        UPLOADS.labels(outcome, reason).inc()
 
 
 def exposition() -> bytes:

@@ -12,8 +12,8 @@ from app.api.deps import OwnerDep, RuntimeDep, client_ip
 from app.api.errors import ERROR_RESPONSES, ErrorBody
 from app.domain.clock import now
 from app.domain.errors import AppError
-from app.security.reads import ReadService
 from app.services import claims, complaints, owners, ratings, vehiclefile
+from app.services.reads import ReadService
 
 router = APIRouter(prefix="/api/v1/owner", tags=["车主"], responses=ERROR_RESPONSES)
 

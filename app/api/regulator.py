@@ -16,8 +16,8 @@ from app.domain.errors import AppError
 from app.runtime import Runtime
 from app.security.auditlog import Event
 from app.security.rbac import Perm, Principal, require
-from app.security.reads import ReadService
 from app.services import claims, complaints, enterprises, exports, notices, statistics
+from app.services.reads import ReadService
 
 router = APIRouter(prefix="/api/v1/regulator", tags=["监管"], responses=ERROR_RESPONSES)
 

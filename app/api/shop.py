@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 from app.api.deps import RuntimeDep, ShopDep, client_ip
 from app.api.errors import ERROR_RESPONSES
 from app.domain.errors import AppError
-from app.security.reads import ReadService
 from app.services import complaints, corrections, ratings, shops
+from app.services.reads import ReadService
 
 router = APIRouter(prefix="/api/v1/shop", tags=["维修企业门户"], responses=ERROR_RESPONSES)
 

@@ -1,7 +1,7 @@
 """Tables. The DDL itself (partitioning, functions) lives in the migrations; these map onto it.
 
 Schemas keep apart what the guide wants apart: `public` the repair data, `personal` owners'
-data (read only through app.security.reads), `audit` the hash-chained security audit log.
+data (read only through app.services.reads), `audit` the hash-chained security audit log.
 """
 
 from datetime import date, datetime
@@ -436,7 +436,7 @@ class UploadRejection(Base):
 
 
 class ExchangeOutbox(Base):
-    """A message to one peer, written in the transaction of the change (app.exchange.outbox). The
+    """A message to one peer, written in the transaction of the change (app.services.outbox). The
     `xid` column (xid8, the writing transaction) is set by the database and used in raw SQL only."""
 
     __tablename__ = "exchange_outbox"

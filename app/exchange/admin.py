@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.exchange import outbox
-from app.exchange.node import ExchangeNode
+from app.node import ExchangeNode
+from app.services import outbox
 
 _STATUS = text(
     """SELECT c.peer, c.xid::text AS cursor_xid, c.id AS cursor_id, c.shipped_at, c.failures,

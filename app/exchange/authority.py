@@ -26,7 +26,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from app.db.models import Enterprise, RecordVersion, RepairRecord
-from app.exchange.node import ExchangeNode, Peer, in_region
+from app.node import ExchangeNode, Peer, in_region
 
 MINISTRY_REGION = "100000"  # the ministry's code in every origin (docs/exchange.md)
 _RANK = {"ministry": 0, "province": 1, "city": 2}

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from app.domain.clock import now
-from app.exchange.node import ExchangeNode, Peer
+from app.node import ExchangeNode, Peer
 
 
 def tls_context(node: ExchangeNode) -> ssl.SSLContext:

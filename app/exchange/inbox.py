@@ -35,12 +35,13 @@ from app.db.session import Database
 from app.domain.clock import CHINA, now
 from app.domain.enterprise import EnterpriseIn
 from app.domain.record import RecordIn, digest, parse_record
-from app.exchange import authority, outbox
+from app.exchange import authority
 from app.exchange.authority import Refusal
 from app.exchange.metrics import REFUSED
-from app.exchange.node import ExchangeNode, Peer
-from app.exchange.signing import verify
+from app.node import ExchangeNode, Peer
 from app.security.auditlog import AuditLog, Event
+from app.security.signing import verify
+from app.services import outbox
 from app.services.records import BatchItem, _upsert_vehicles, _version_row
 
 log = logging.getLogger("app.exchange")

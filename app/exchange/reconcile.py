@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 from app.db.models import ExchangeReconcile
 from app.db.session import Database
 from app.domain.clock import today_in_china
-from app.exchange import outbox
 from app.exchange.client import call
-from app.exchange.node import ExchangeNode, Peer
+from app.node import ExchangeNode, Peer
+from app.services import outbox
 
 log = logging.getLogger("app.exchange.reconcile")
 

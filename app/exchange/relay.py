@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from app.db.session import Database
 from app.domain.clock import now
 from app.exchange.client import envelope
-from app.exchange.node import ExchangeNode, Peer
+from app.node import ExchangeNode, Peer
 
 log = logging.getLogger("app.exchange.relay")
 MESSAGES_PATH = "/api/exchange/v1/messages"

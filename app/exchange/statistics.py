@@ -8,9 +8,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.domain.clock import now, today_in_china
-from app.exchange import outbox
-from app.exchange.node import ExchangeNode
+from app.node import ExchangeNode
 from app.security.rbac import region_prefix
+from app.services import outbox
 
 _DAILY = text(
     """SELECT (coalesce(v.origin_at, v.received_at) AT TIME ZONE 'Asia/Shanghai')::date AS day,

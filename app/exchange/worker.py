@@ -11,10 +11,10 @@ from sqlalchemy.engine import make_url
 from app.db.session import Database
 from app.exchange import admin, statistics
 from app.exchange.client import http_client
-from app.exchange.node import ExchangeNode
-from app.exchange.outbox import NOTIFY_CHANNEL
 from app.exchange.reconcile import reconcile_all
 from app.exchange.relay import Relay
+from app.node import ExchangeNode
+from app.services.outbox import NOTIFY_CHANNEL
 
 log = logging.getLogger("app.exchange.worker")
 

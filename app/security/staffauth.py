@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pyotp
+from prometheus_client import Counter
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import StaffAccount, StaffSession
 from app.domain.clock import now
 from app.domain.errors import AppError
-from app.metrics import LOGIN_FAILURES
 from app.security.auditlog import AuditLog, Event
 from app.security.fieldcrypt import FieldCipher
 from app.security.passwords import hash_secret, verify_secret
@@ -36,6 +36,11 @@ from app.security.rbac import Principal, Role
 from app.settings import Settings
 
 TOTP_FIELD = "staff.totp"
+LOGIN_FAILURES = Counter(
+    "pbox_staff_login_failures_total", "Failed staff logins, by reason (alert FailedLoginBurst)", ["reason"]
+)
+for _reason in ("STAFF_INVALID_CREDENTIALS", "ACCOUNT_LOCKED", "PASSWORD_EXPIRED"):
+    LOGIN_FAILURES.labels(_reason)  # present from the start, so the first failures count in increase()
 _CLASSES = (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^a-zA-Z0-9]")
 
 

@@ -7,13 +7,23 @@ trace; the valid records of a batch are then stored together.
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import Counter
+
 from app.domain.errors import FieldError
 from app.domain.record import RecordIn, cross_check, parse_record
-from app.exchange.outbox import sink_for
-from app.metrics import count_upload
 from app.runtime import Runtime
+from app.services.outbox import sink_for
 from app.services.records import BatchItem, IngestResult, ingest_many
 from app.services.shops import record_rejections
+
+UPLOADS = Counter(
+    "pbox_record_uploads_total", "Repair records received, by outcome and reason", ["outcome", "reason"]
+)
+
+
+def count_upload(outcome: str, reasons: list[str] | None = None) -> None:
+    for reason in reasons or ["-"]:
+        UPLOADS.labels(outcome, reason).inc()
 
 
 @dataclass

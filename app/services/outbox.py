@@ -1,6 +1,6 @@
 """Writing messages into the outbox, in the caller's transaction, one row per peer they flow to.
 
-Record versions are routed when written (app.exchange.node), so a peer's rows are exactly what this
+Record versions are routed when written (app.node), so a peer's rows are exactly what this
 node owes it: the relay ships them and reconciliation counts them.
 """
 
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Enterprise, ExchangeOutbox, ExchangeVinHome, Vehicle
 from app.domain.clock import CHINA
 from app.domain.reference import home_region
-from app.exchange.node import ExchangeNode, RecordEvent
+from app.node import ExchangeNode, RecordEvent
 from app.services.records import NewVersion
 
 RECORD = "record.version"

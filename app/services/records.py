@@ -26,7 +26,7 @@ Outcome = Literal["created", "updated", "unchanged"]
 
 @dataclass(frozen=True)
 class NewVersion:
-    """A version just written, as the exchange outbox needs it (app.exchange.outbox)."""
+    """A version just written, as the exchange outbox needs it (app.services.outbox)."""
 
     row: dict[str, Any]  # the record_version row as inserted
     record: RecordIn | None  # the uploaded content; None for a withdrawal

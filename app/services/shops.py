@@ -203,7 +203,7 @@ def shared_with(session: Session, who: Principal) -> list[dict[str, Any]]:
         )
         .outerjoin(Vehicle, Vehicle.vin == HistoryGrant.vin)
         .where(
-            # as app.security.reads: only grants of the car's proven, current owner count
+            # as app.services.reads: only grants of the car's proven, current owner count
             OwnerVehicle.full_via.is_not(None),
             OwnerVehicle.ended_at.is_(None),
             HistoryGrant.enterprise_id == who.enterprise_id,

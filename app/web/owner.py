@@ -12,8 +12,8 @@ from app.api.owner import vehicle_file
 from app.domain.clock import today_in_china
 from app.domain.errors import AppError
 from app.domain.vin import vin_error
-from app.security.reads import ReadService
 from app.services import claims, complaints, owners, ratings
+from app.services.reads import ReadService
 from app.web.session import WebOwner, end_session, safe_next, same_origin, signed_in, signed_out
 from app.web.templating import render
 

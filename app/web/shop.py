@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import RuntimeDep, client_ip
 from app.domain.errors import AppError, FieldError
 from app.domain.reference import code_tables
-from app.security.reads import ReadService
 from app.services import complaints, corrections, enterprises, ratings, records, shops
+from app.services.reads import ReadService
 from app.web.session import WebShop, end_session, safe_next, same_origin, signed_in, signed_out
 from app.web.templating import render
 

@@ -1,4 +1,4 @@
-"""Write the report: JSON for machines, HTML (templates/audit/report.html.j2) for auditors."""
+"""Write the report: JSON for machines, HTML (pbox/templates/audit/report.html.j2) for auditors."""
 
 import json
 from pathlib import Path
@@ -6,9 +6,9 @@ from pathlib import Path
 import jinja2
 
 from pbox.audit_report.model import Report
-from pbox.paths import REPO
+from pbox.paths import TEMPLATES as PBOX_TEMPLATES
 
-TEMPLATES = REPO / "templates" / "audit"
+TEMPLATES = PBOX_TEMPLATES / "audit"
 CLAUSE_TITLES = {
     "8.1.3.2": "区域边界 访问控制 (boundary access control)",
     "8.1.4.1": "身份鉴别 (identification and authentication)",

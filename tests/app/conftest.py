@@ -13,13 +13,13 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from app.db.models import StaffAccount
-from app.devtools.minio import MinioServer
-from app.devtools.postgres import AppDatabase, PostgresCluster
-from app.devtools.samples import make_enterprise, make_vin, roster_row
-from app.devtools.settings import local_settings
 from app.main import create_app
 from app.security.rbac import Role
 from app.services import roster, staff
+from tests.support.minio import MinioServer
+from tests.support.postgres import AppDatabase, PostgresCluster
+from tests.support.samples import make_enterprise, make_vin, roster_row
+from tests.support.settings import local_settings
 
 
 @pytest.fixture(scope="session")

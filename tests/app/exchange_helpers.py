@@ -5,8 +5,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from app.devtools.federation import Federation, wait_until
-from app.devtools.samples import make_enterprise, make_record, make_vin, roster_row
+from tests.support.federation import Federation, wait_until
+from tests.support.samples import make_enterprise, make_record, make_vin, roster_row
 
 MINISTRY, PROV_A, PROV_B, CITY_A = "ministry", "province-320000", "province-330000", "city-320100"
 LAYOUT = [
@@ -141,7 +141,7 @@ def outbox_rows(fed: Federation, node: str, uscc: str, settlement_no: str):
 
 def signed(fed: Federation, sender: str, row) -> dict:
     """The message the sender's relay would ship for an outbox row, signed with the sender's key."""
-    from app.exchange.signing import Signer
+    from app.security.signing import Signer
 
     msg = {
         "id": row.message_id,

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from app.devtools.ports import free_port
+from tests.support.ports import free_port
 
 
 @contextmanager

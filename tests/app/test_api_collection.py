@@ -5,7 +5,7 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from app.devtools.samples import make_enterprise, make_record, make_vin
+from tests.support.samples import make_enterprise, make_record, make_vin
 
 RECORDS = "/api/v1/collection/records"
 

@@ -1,8 +1,8 @@
 import json
 import time
 
-from app.devtools.samples import make_enterprise, make_vin, roster_row
 from tests.app.conftest import import_roster
+from tests.support.samples import make_enterprise, make_vin, roster_row
 
 BASE = "/api/national"
 
@@ -138,9 +138,9 @@ def test_register_validation_and_duplicates(client):
 
 
 def test_records_from_both_doors_land_in_one_history(client):
-    from app.devtools.samples import make_record
     from tests.app.conftest import Shop
     from tests.app.test_api_owner import verify_full
+    from tests.support.samples import make_record
 
     _, token = register(client)
     vin = make_vin()

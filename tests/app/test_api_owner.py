@@ -5,9 +5,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from app.devtools.samples import make_id_number, make_record
 from app.security.vehicle_registry import StandInRegistry
 from tests.app.conftest import Shop
+from tests.support.samples import make_id_number, make_record
 
 OWNER = "/api/v1/owner"
 

@@ -8,10 +8,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from app.devtools.samples import make_record
 from app.main import create_app
 from app.settings import Settings
 from tests.app.conftest import Shop
+from tests.support.samples import make_record
 
 SCHEMA = schemathesis.openapi.from_dict(create_app(Settings(secret_key="s" * 32)).openapi())
 OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]

@@ -14,14 +14,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from app.devtools.registry_standin import create_app as gateway_app
-from app.devtools.samples import make_id_number, make_record, make_vin
 from app.security.vehicle_registry import Answer, HttpVehicleRegistry, Query, StandInRegistry
 from tests.app.conftest import Shop, regulator
 from tests.app.servers import serve
 from tests.app.test_api_owner import new_owner, standin_registry, verify_full
 from tests.app.test_portal_api import SCORES, claim_by_photo, code_of, shop_user
 from tests.app.test_portal_pages import browser, register_and_login
+from tests.support.registry_standin import create_app as gateway_app
+from tests.support.samples import make_id_number, make_record, make_vin
 
 OWNER = "/api/v1/owner"
 SHOP = "/api/v1/shop"
@@ -312,7 +312,7 @@ def test_bindings_made_before_the_upgrade_keep_working_within_their_new_scope(pg
     from alembic import command
 
     from app.db.migrate import alembic_config
-    from app.devtools.postgres import AppDatabase
+    from tests.support.postgres import AppDatabase
 
     VIN = "LSVAM4187C2184847"
     db = AppDatabase(pg, "binding_upgrade")

@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from openpyxl import Workbook
 
-from app.devtools.samples import make_enterprise, make_record, make_vin, roster_row
 from tests.app.conftest import Shop, import_roster, regulator
 from tests.app.test_admin_cli import app_admin
 from tests.app.test_api_national import call
 from tests.app.test_processes import env_for
+from tests.support.samples import make_enterprise, make_record, make_vin, roster_row
 
 COLLECTION = "/api/v1/collection"
 REG = "/api/v1/regulator"

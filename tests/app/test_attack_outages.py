@@ -13,15 +13,15 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
-from app.devtools.federation import wait_until
-from app.devtools.minio import MinioServer
-from app.devtools.postgres import AppDatabase, PostgresCluster
-from app.devtools.samples import make_record, make_vin
-from app.devtools.settings import local_settings
 from app.main import create_app
 from tests.app.conftest import Shop
 from tests.app.test_api_national import envelope, record_info, register
 from tests.app.test_api_owner import new_owner
+from tests.support.federation import wait_until
+from tests.support.minio import MinioServer
+from tests.support.postgres import AppDatabase, PostgresCluster
+from tests.support.samples import make_record, make_vin
+from tests.support.settings import local_settings
 
 PDF = b"%PDF-1.4\n% outage test\n%%EOF\n"
 

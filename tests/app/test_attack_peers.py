@@ -9,12 +9,10 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from app.devtools.federation import wait_until
-from app.devtools.samples import make_enterprise, make_record, make_vin, roster_row
 from app.domain.clock import now
 from app.domain.record import digest, parse_record
-from app.exchange.outbox import ENTERPRISE_FIELDS, record_body
-from app.exchange.signing import Signer
+from app.security.signing import Signer
+from app.services.outbox import ENTERPRISE_FIELDS, record_body
 from tests.app.exchange_helpers import (
     CITY_A,
     MINISTRY,
@@ -28,6 +26,8 @@ from tests.app.exchange_helpers import (
     query,
     versions_of,
 )
+from tests.support.federation import wait_until
+from tests.support.samples import make_enterprise, make_record, make_vin, roster_row
 
 
 def forge(fed, sender: str, to: str, enterprise: dict, origin: str, record: dict | None = None, **kw) -> dict:

@@ -17,12 +17,12 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
 from app.api import national
-from app.devtools.samples import make_enterprise, make_record, make_vin
 from app.domain.clock import today_in_china
 from app.domain.errors import AppError
 from app.main import create_app
 from tests.app.conftest import Shop, regulator
 from tests.app.servers import serve
+from tests.support.samples import make_enterprise, make_record, make_vin
 
 REG = "/api/v1/regulator"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")

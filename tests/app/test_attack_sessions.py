@@ -16,11 +16,11 @@ import sqlalchemy as sa
 from botocore.exceptions import ClientError
 from fastapi.testclient import TestClient
 
-from app.devtools.samples import make_id_number, make_record
-from app.exchange.signing import new_private_pem
 from app.security.rbac import Role
+from app.security.signing import new_private_pem
 from tests.app.conftest import STAFF_PASSWORD, Shop, Staff, audit_actions, enrol, new_staff
 from tests.app.test_exchange_proxy import VERIFIED, _app, _statistics
+from tests.support.samples import make_id_number, make_record
 
 ADMIN = "/api/v1/admin"
 STAFF = "/api/v1/staff"

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 
-from app.devtools.federation import wait_until
 from tests.app.exchange_helpers import (
     CITY_A,
     LAYOUT,
@@ -28,6 +27,7 @@ from tests.app.exchange_helpers import (
     signed,
     versions_of,
 )
+from tests.support.federation import wait_until
 
 
 def test_duplicate_and_reordered_deliveries_are_applied_once(fed):
@@ -168,7 +168,7 @@ def test_receiver_killed_mid_stream_and_relay_restarted_lose_nothing(fed):
 def shop_record(i: int) -> dict:
     import uuid
 
-    from app.devtools.samples import make_record, make_vin
+    from tests.support.samples import make_record, make_vin
 
     return make_record(f"JS-K{i:03d}-{uuid.uuid4().hex[:8].upper()}", make_vin(), plate=f"苏A{i:05d}")
 

@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.domain.clock import now
-from app.exchange.signing import Signer, new_private_pem
 from app.main import create_app
+from app.security.signing import Signer, new_private_pem
 
 
 @pytest.fixture(scope="module")

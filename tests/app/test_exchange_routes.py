@@ -1,8 +1,6 @@
 """Exchange between real nodes (ministry, provinces A and B, a city of A): each a uvicorn app-web over
 HTTPS with mutual TLS and an app-worker relay, on its own database. The routes of DESIGN.md §3."""
 
-from app.devtools.federation import wait_until
-from app.devtools.samples import make_vin
 from tests.app.exchange_helpers import (
     CITY_A,
     MINISTRY,
@@ -14,6 +12,8 @@ from tests.app.exchange_helpers import (
     query,
     versions_of,
 )
+from tests.support.federation import wait_until
+from tests.support.samples import make_vin
 
 
 def test_city_upload_appears_at_its_province_and_the_ministry_only(fed):

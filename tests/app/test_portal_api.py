@@ -6,9 +6,9 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 
-from app.devtools.samples import make_record, make_vin
 from tests.app.conftest import Shop, audit_actions, regulator
 from tests.app.test_api_owner import new_owner, verify_full
+from tests.support.samples import make_record, make_vin
 
 OWNER = "/api/v1/owner"
 REG = "/api/v1/regulator"

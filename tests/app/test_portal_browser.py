@@ -16,11 +16,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import presence_of_element_located
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from app.devtools.samples import make_record, make_vin
 from app.main import create_app
 from tests.app.conftest import Shop, regulator
 from tests.app.servers import serve
 from tests.app.test_api_owner import new_owner, verify_full
+from tests.support.samples import make_record, make_vin
 
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 WIDTHS = {"phone": 375, "desktop": 1280}

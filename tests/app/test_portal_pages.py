@@ -8,11 +8,11 @@ import uuid
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from app.devtools.samples import make_id_number, make_record, make_vin
 from app.security.rbac import Role
 from app.services.ratings import DIMENSIONS
 from tests.app.conftest import Shop, new_staff
 from tests.app.test_api_owner import standin_registry
+from tests.support.samples import make_id_number, make_record, make_vin
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 

@@ -22,7 +22,6 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
 from app.db.session import Database
-from app.devtools.samples import make_record, make_vin
 from app.domain.clock import CHINA, today_in_china
 from app.domain.reference import code_tables, regions
 from app.security.rbac import Principal, Role
@@ -33,6 +32,7 @@ from app.services.statistics import TABLES
 from app.worker import refresh_statistics
 from tests.app.conftest import Shop, regulator
 from tests.app.test_portal_pages import distribution_bars
+from tests.support.samples import make_record, make_vin
 
 REG = "/api/v1/regulator"
 COUNTIES = ["320505", "320506", "320507", "320581"]

@@ -15,10 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import server
 from app.db.session import Database
-from app.devtools.ports import free_port
 from app.runtime import audit_log
 from app.security.auditlog import Event
 from tests.app.conftest import migrated_database
+from tests.support.ports import free_port
 
 
 def env_for(settings, **extra):

@@ -5,12 +5,12 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from app.devtools.samples import make_record
 from app.domain.errors import AppError
 from app.security.rbac import PUBLIC, Principal, Role
-from app.security.reads import ReadService
+from app.services.reads import ReadService
 from tests.app.conftest import Shop, new_staff
 from tests.app.test_api_owner import new_owner, verify_full
+from tests.support.samples import make_record
 
 OWNER = "/api/v1/owner"
 REG = "/api/v1/regulator"

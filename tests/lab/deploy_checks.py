@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from app.devtools.samples import make_enterprise, make_record, make_vin, roster_csv, roster_row
 from pbox import deploy
 from pbox.lab import lab
 from pbox.lab.profile import load_profile
 from tests.lab.conftest import host_run
+from tests.support.samples import make_enterprise, make_record, make_vin, roster_csv, roster_row
 
 SERVICES = {
     "loadbalancer": ["nginx"],

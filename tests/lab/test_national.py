@@ -29,12 +29,12 @@ import pyotp
 import pytest
 from rich.console import Console
 
-from app.devtools.samples import make_enterprise, make_record, make_vin
 from pbox import deploy
 from pbox.exchange import login
 from pbox.lab import lab
 from tests.lab import deploy_checks as checks
 from tests.lab.conftest import assert_down_leaves_nothing, bring_up, host_run
+from tests.support.samples import make_enterprise, make_record, make_vin
 
 MINISTRY_TUNNEL_IP = "10.250.0.1"
 EXCHANGE_PORT = 8443

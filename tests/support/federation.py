@@ -19,15 +19,15 @@ import pyotp
 import sqlalchemy as sa
 
 from app.db.migrate import upgrade
-from app.devtools.pki import TestCA
-from app.devtools.ports import free_port
-from app.exchange.signing import Signer, new_private_pem
 from app.security.auditlog import AuditLog
 from app.security.fieldcrypt import FieldCipher
 from app.security.rbac import Role
+from app.security.signing import Signer, new_private_pem
 from app.services import roster, staff
+from tests.support.pki import TestCA
+from tests.support.ports import free_port
 
-ADMIN_PASSWORD = "Str0ng-Passw0rd!"  # noqa: S105 - a throwaway test account
+ADMIN_PASSWORD = "Str0ng-Passw0rd!"
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:

@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from app.devtools.ports import free_port
+from tests.support.ports import free_port
 
 
 def _binary() -> Path:
@@ -61,7 +61,7 @@ class MinioServer:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"minio exited: {(self.dir / 'log').read_text(errors='replace')}")
             try:
-                with urllib.request.urlopen(f"{self.endpoint}/minio/health/ready", timeout=1):  # noqa: S310
+                with urllib.request.urlopen(f"{self.endpoint}/minio/health/ready", timeout=1):
                     return self
             except OSError:
                 time.sleep(0.2)

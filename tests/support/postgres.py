@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from app.db.grants import DbRoles, apply_grants
 from app.db.migrate import upgrade
-from app.devtools.ports import free_port
+from tests.support.ports import free_port
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 OS_USER = "pboxtest"

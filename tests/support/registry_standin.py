@@ -2,7 +2,7 @@
 protocol of app.security.vehicle_registry.HttpVehicleRegistry (docs/api.md「车辆登记信息核验接口」)
 and answers from the same JSON file as the in-process stand-in. Never for production.
 
-    python -m app.devtools.registry_standin --data /srv/registry.json --port 9480 [--token-file F]
+    python -m tests.support.registry_standin --data /srv/registry.json --port 9480 [--token-file F]
 """
 
 import argparse
@@ -38,7 +38,7 @@ def create_app(data: Path, token: str | None = None) -> FastAPI:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m app.devtools.registry_standin")
+    ap = argparse.ArgumentParser(prog="python -m tests.support.registry_standin")
     ap.add_argument(
         "--data", type=Path, required=True, help="JSON list of {vin, plate_no, owner_name, id_number}"
     )

@@ -17,7 +17,7 @@ _VIN_CHARS = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
 
 
 def make_vin(rng: random.Random | None = None) -> str:
-    rng = rng or random.Random()  # noqa: S311 - sample data, not secrets
+    rng = rng or random.Random()
     body = "LSV" + "".join(rng.choice(_VIN_CHARS) for _ in range(14))
     return body[:8] + check_char(body) + body[9:]
 
@@ -77,14 +77,14 @@ def make_record(
 
 def make_id_number(rng: random.Random | None = None) -> str:
     """A resident ID number of someone born in Nanjing (320102) between 1960 and 1999."""
-    rng = rng or random.Random()  # noqa: S311 - sample data, not secrets
+    rng = rng or random.Random()
     born = f"{rng.randint(1960, 1999)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
     body = f"320102{born}{rng.randint(0, 999):03d}"
     return body + id_check(body)
 
 
 def make_uscc(rng: random.Random | None = None) -> str:
-    rng = rng or random.Random()  # noqa: S311 - sample data, not secrets
+    rng = rng or random.Random()
     body = "9132" + "".join(rng.choice(USCC_ALPHABET) for _ in range(13))
     return body + uscc_check(body)
 

@@ -3,8 +3,8 @@
 import secrets
 from typing import Any
 
-from app.devtools.minio import MinioServer
 from app.settings import Settings
+from tests.support.minio import MinioServer
 
 
 def local_settings(database_url: str, minio: MinioServer, **extra: Any) -> Settings:

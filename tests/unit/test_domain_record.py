@@ -2,8 +2,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from app.devtools.samples import make_record
 from app.domain.record import digest, parse_record
+from tests.support.samples import make_record
 
 
 def codes(raw, complete=True):

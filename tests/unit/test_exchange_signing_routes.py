@@ -2,9 +2,9 @@
 
 import json
 
-from app.exchange.node import ExchangeNode
-from app.exchange.node import RecordEvent as E
-from app.exchange.signing import Signer, canonical, load_public, new_private_pem, verify
+from app.node import ExchangeNode
+from app.node import RecordEvent as E
+from app.security.signing import Signer, canonical, load_public, new_private_pem, verify
 from app.settings import Settings
 
 

@@ -59,5 +59,5 @@ def test_only_the_read_service_decrypts_personal_fields():
         for p in APP.rglob("*.py")
         if p.name != "fieldcrypt.py"  # the implementation itself
     }
-    assert {f for f, found in calls.items() if found} == {"security/reads.py", "security/staffauth.py"}
+    assert {f for f, found in calls.items() if found} == {"services/reads.py", "security/staffauth.py"}
     assert calls["security/staffauth.py"] == ["TOTP_FIELD"]  # staff TOTP secrets, not personal data

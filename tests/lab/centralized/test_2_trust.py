@@ -8,9 +8,9 @@ import uuid
 
 import httpx
 
-from app.devtools.samples import make_enterprise, make_record
 from tests.lab import deploy_checks as checks
 from tests.lab.centralized.conftest import PROFILE
+from tests.support.samples import make_enterprise, make_record
 
 OWNER = "/api/v1/owner"
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.devtools.samples import make_enterprise, make_record, make_vin
 from pbox.lab import lab
 from pbox.paths import REPO
 from tests.lab import deploy_checks as checks
 from tests.lab.centralized.conftest import PROFILE
 from tests.lab.conftest import host_run
+from tests.support.samples import make_enterprise, make_record, make_vin
 
 STORAGE_HOSTS = ["db1", "db2", "app1", "app2"]
 SECRETS = Path(f"/var/lib/pbox/secrets/{PROFILE}/all")

@@ -18,7 +18,7 @@ DDL = [
     """CREATE INDEX record_version_origin ON record_version (origin_region, origin_at)
         WHERE origin_region IS NOT NULL""",
     # One row per message and peer, written in the transaction of the change. A peer's rows ship in
-    # (xid, id) order and only once every older transaction has ended (see app.exchange.outbox), so
+    # (xid, id) order and only once every older transaction has ended (see app.services.outbox), so
     # the cursor never passes a row that commits later.
     """CREATE TABLE exchange_outbox (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
