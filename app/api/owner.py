@@ -8,11 +8,11 @@ from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from app.api import http
 from app.api.deps import OwnerDep, RuntimeDep, client_ip
 from app.api.errors import ERROR_RESPONSES, ErrorBody
-from app.domain.clock import now
 from app.domain.errors import AppError
-from app.services import claims, complaints, owners, ratings, vehiclefile
+from app.services import claims, complaints, owners, ratings
 from app.services.reads import ReadService
 
 router = APIRouter(prefix="/api/v1/owner", tags=["车主"], responses=ERROR_RESPONSES)
@@ -307,13 +307,7 @@ def list_grants(who: OwnerDep, rt: RuntimeDep) -> list[dict[str, Any]]:
     responses={200: {"content": {"application/pdf": {}}}},
 )
 def vehicle_file(vin: VinPath, who: OwnerDep, rt: RuntimeDep) -> Response:
-    with rt.db.transaction() as s:
-        hist = ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
-    return Response(
-        vehiclefile.render(hist, now()),
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="vehicle-file-{vin}.pdf"'},
-    )
+    return http.vehicle_file(vin, who, rt)
 
 
 class RatingIn(BaseModel):

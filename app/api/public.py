@@ -1,11 +1,11 @@
 """Public API: the enterprise directory and published notices. No login, no personal data."""
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
+from app.api import http
 from app.api.deps import RuntimeDep
 from app.api.errors import ERROR_RESPONSES
 from app.services import directory, notices
@@ -74,8 +74,6 @@ def notice_attachment(
 ) -> Response:
     with rt.db.transaction() as s:
         att, data = notices.attachment(s, rt.objects, notice_id, attachment_id)
-    return Response(data, media_type=att.content_type, headers=attachment_headers(att.filename))
+    return Response(data, media_type=att.content_type, headers=http.attachment_headers(att.filename))
 
 
-def attachment_headers(filename: str) -> dict[str, str]:
-    return {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"}

@@ -7,15 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
+from app.api import http
 from app.api.deps import RuntimeDep, StaffDep
 from app.api.errors import ERROR_RESPONSES
-from app.api.public import attachment_headers
-from app.domain.errors import AppError
-from app.runtime import Runtime
-from app.security.auditlog import Event
-from app.security.rbac import Perm, Principal, require
+from app.security.rbac import Perm, require
 from app.services import claims, complaints, enterprises, exports, notices, statistics
 from app.services.reads import ReadService
 
@@ -75,7 +71,6 @@ def enterprise(uscc: UsccPath, who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
 
 
 ItemId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @router.get("/complaints", summary="本辖区投诉", description="可按状态筛选；overdue=true 只列超期未答复的。")
@@ -169,7 +164,7 @@ def statistics_api(
     summary="导出统计（CSV 单表或 XLSX 全部表）",
     description="每次导出均记入审计日志。",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}, XLSX: {}}}},
+    responses={200: {"content": {"text/csv": {}, exports.XLSX: {}}}},
 )
 def statistics_export(
     who: StaffDep,
@@ -181,46 +176,7 @@ def statistics_export(
     table: Annotated[str, Query(description="CSV 时导出的表，如 by_enterprise")] = "by_region",
 ) -> Response:
     with rt.db.transaction() as s:
-        return export_response(s, rt, who, statistics.Period(start, end), region, format, table)
-
-
-def export_response(
-    s: Session,
-    rt: Runtime,
-    who: Principal,
-    period: statistics.Period,
-    region: str | None,
-    fmt: str,
-    table: str,
-) -> Response:
-    """Shared with the portal page: compute, render the file, and audit the export in one transaction."""
-    stats = statistics.compute(s, who, period, region)
-    if fmt == "csv":
-        data, media, name = exports.to_csv(stats, table), "text/csv; charset=utf-8", f"{table}.csv"
-    elif fmt == "xlsx":
-        data, media, name = exports.to_xlsx(stats), XLSX, "statistics.xlsx"
-    else:
-        raise AppError("EXPORT_FORMAT", 422)
-    rt.audit.record(
-        s,
-        Event(
-            who.actor_kind,
-            str(who.id),
-            "stats.export",
-            f"region:{stats['scope']['region_code']}",
-            "success",
-            {
-                "format": fmt,
-                "table": table if fmt == "csv" else "all",
-                "start": str(period.start),
-                "end": str(period.end),
-            },
-            who.request_id,
-            who.client_ip,
-        ),
-    )
-    stem = f"统计-{stats['scope']['region_code']}-{period.start}-{period.end}-{name}"
-    return Response(data, media_type=media, headers=attachment_headers(stem))
+        return http.export_response(s, rt, who, statistics.Period(start, end), region, format, table)
 
 
 @router.post("/notices", status_code=201, summary="发布通知公告、政策法规、标准规范、技术信息（可带附件）")
@@ -232,23 +188,12 @@ def publish_notice(
     body: Annotated[str, Form(max_length=20000)],
     files: Annotated[list[UploadFile] | None, File(description="附件（PDF、PNG、JPEG）")] = None,
 ) -> dict[str, int]:
-    uploaded = read_uploads(files or [], rt.settings.max_attachment_bytes)
+    uploaded = http.read_uploads(files or [], rt.settings.max_attachment_bytes)
     with rt.db.transaction() as s:
         nid = notices.publish(
             s, rt.objects, rt.audit, who, kind, title, body, uploaded, rt.settings.max_attachment_bytes
         )
     return {"notice_id": nid}
-
-
-def read_uploads(files: list[UploadFile], max_bytes: int) -> list[notices.UploadedFile]:
-    if len(files) > notices.MAX_ATTACHMENTS:  # before reading any of them
-        raise AppError("TOO_MANY_FILES", 422, f"每条信息最多 {notices.MAX_ATTACHMENTS} 个附件")
-    # an empty file input in a browser form arrives as one nameless, empty part
-    return [
-        notices.UploadedFile(f.filename or "附件", f.file.read(max_bytes + 1))
-        for f in files
-        if f.filename or f.size
-    ]
 
 
 @router.get("/claims", summary="待审核的行驶证认证申请（本辖区）")
@@ -264,9 +209,7 @@ def pending_claims(who: StaffDep, rt: RuntimeDep) -> list[dict[str, Any]]:
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
 )
 def claim_photo(claim_id: ItemId, who: StaffDep, rt: RuntimeDep) -> Response:
-    with rt.db.transaction() as s:
-        media, data = claims.photo(s, rt.objects, rt.audit, who, claim_id)
-    return Response(data, media_type=media, headers={"Cache-Control": "no-store"})
+    return http.claim_photo(claim_id, who, rt)
 
 
 class ReviewIn(BaseModel):

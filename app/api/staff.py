@@ -139,18 +139,7 @@ def change_password(body: PasswordIn, rt: RuntimeDep, request: Request) -> None:
 def logout(who: StaffDep, cred: BearerDep, rt: RuntimeDep) -> None:
     assert isinstance(cred, HTTPAuthorizationCredentials)  # StaffDep has already refused a missing one
     with rt.db.transaction() as s:
-        rt.staff_auth.logout(s, cred.credentials)
-        rt.audit.record(
-            s,
-            Event(
-                who.actor_kind,
-                str(who.id),
-                "staff.logout",
-                f"staff:{who.id}",
-                request_id=who.request_id,
-                client_ip=who.client_ip,
-            ),
-        )
+        rt.staff_auth.logout(s, cred.credentials, who)
 
 
 class StaffIn(BaseModel):

@@ -350,12 +350,25 @@ class StaffAuth:
         role = Role(acct.role) if acct.role else None
         return Principal(role, acct.id, request_id, ip, region_code=acct.region_code)
 
-    def logout(self, session: Session, token: str) -> None:
+    def logout(self, session: Session, token: str, who: Principal | None = None) -> None:
+        """End the session; a staff member's own logout (who) is audited, from either door."""
         session.execute(
             update(StaffSession)
             .where(StaffSession.token_hash == _token_hash(token), StaffSession.revoked_at.is_(None))
             .values(revoked_at=now())
         )
+        if who is not None:
+            self.audit.record(
+                session,
+                Event(
+                    who.actor_kind,
+                    str(who.id),
+                    "staff.logout",
+                    f"staff:{who.id}",
+                    request_id=who.request_id,
+                    client_ip=who.client_ip,
+                ),
+            )
 
 
 def revoke_all(session: Session, staff_id: int) -> int:

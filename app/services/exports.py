@@ -9,14 +9,21 @@ so Excel and WPS keep it as text even when the cell is edited."""
 
 import csv
 import io
+from dataclasses import dataclass
 from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import Cell
 from openpyxl.styles import Font
+from sqlalchemy.orm import Session
 
 from app.domain.errors import AppError
+from app.security.auditlog import AuditLog, Event
+from app.security.rbac import Principal
+from app.services import statistics
 from app.services.statistics import TABLE_KEYS, TABLES, Table
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 # What spreadsheet software may read as the start of a formula: the OWASP list (= + - @, tab, carriage
 # return) and their full-width forms, which some Excel/WPS input modes turn into the ASCII ones.
@@ -86,3 +93,49 @@ def to_xlsx(stats: dict[str, Any]) -> bytes:
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    data: bytes
+    media_type: str
+    filename: str
+
+
+def export(
+    s: Session,
+    audit: AuditLog,
+    who: Principal,
+    period: statistics.Period,
+    region: str | None,
+    fmt: str,
+    table: str,
+) -> ExportFile:
+    """A regulator's export, from the API or the portal: compute, render the file, and audit the export
+    in the caller's transaction."""
+    stats = statistics.compute(s, who, period, region)
+    if fmt == "csv":
+        data, media, name = to_csv(stats, table), "text/csv; charset=utf-8", f"{table}.csv"
+    elif fmt == "xlsx":
+        data, media, name = to_xlsx(stats), XLSX, "statistics.xlsx"
+    else:
+        raise AppError("EXPORT_FORMAT", 422)
+    audit.record(
+        s,
+        Event(
+            who.actor_kind,
+            str(who.id),
+            "stats.export",
+            f"region:{stats['scope']['region_code']}",
+            "success",
+            {
+                "format": fmt,
+                "table": table if fmt == "csv" else "all",
+                "start": str(period.start),
+                "end": str(period.end),
+            },
+            who.request_id,
+            who.client_ip,
+        ),
+    )
+    return ExportFile(data, media, f"统计-{stats['scope']['region_code']}-{period.start}-{period.end}-{name}")

@@ -310,3 +310,9 @@ def _ingest_round(
         if sink is not None:
             sink(session, written)
     return results
+
+
+# Public names for the exchange inbox, which stores a peer's records the way an upload is stored
+# (issue 23; the ingest branch renames the functions themselves, and these lines then go).
+upsert_vehicles = _upsert_vehicles
+version_row = _version_row

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import RuntimeDep, client_ip
-from app.api.owner import vehicle_file
+from app.api.http import vehicle_file
 from app.domain.clock import today_in_china
 from app.domain.errors import AppError
 from app.domain.vin import vin_error

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.api.deps import RuntimeDep
-from app.api.public import attachment_headers
+from app.api.http import attachment_headers
 from app.domain.reference import code_tables, regions
 from app.services import directory, notices
 from app.services.ratings import DIMENSIONS

@@ -9,11 +9,10 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.api.deps import RuntimeDep, client_ip
-from app.api.regulator import claim_photo, export_response, read_uploads
+from app.api.http import claim_photo, export_response, read_uploads
 from app.domain.clock import today_in_china
 from app.domain.errors import AppError
 from app.domain.reference import code_tables, regions
-from app.security.auditlog import Event
 from app.security.rbac import Perm, Principal, can, region_prefix
 from app.services import claims, complaints, directory, enterprises, notices, statistics
 from app.web.session import COOKIES, WebStaff, safe_next, same_origin, set_cookie, signed_out
@@ -160,19 +159,7 @@ def logout(request: Request, rt: RuntimeDep) -> RedirectResponse:
                 )
             except AppError:
                 who = None  # already ended: nothing to record
-            rt.staff_auth.logout(s, token)
-            if who is not None:
-                rt.audit.record(
-                    s,
-                    Event(
-                        who.actor_kind,
-                        str(who.id),
-                        "staff.logout",
-                        f"staff:{who.id}",
-                        request_id=who.request_id,
-                        client_ip=who.client_ip,
-                    ),
-                )
+            rt.staff_auth.logout(s, token, who)
     return signed_out("staff")
 
 
