@@ -94,7 +94,8 @@ def test_no_private_name_is_imported_from_another_module():
     for path in app_modules():
         for target, names, line in imports(path):
             if target.startswith("app"):
-                private += [f"{path.relative_to(REPO)}:{line} {target}.{n}" for n in names if n.startswith("_")]
+                where = f"{path.relative_to(REPO)}:{line} {target}"
+                private += [f"{where}.{n}" for n in names if n.startswith("_")]
     assert not private, "private names used outside their module:\n" + "\n".join(private)
 
 
