@@ -153,7 +153,7 @@ def drill(
     profile = inventory.resolve().name if inventory else "lab"
     req = drill_mod.DrillRequest(inventory, repo, repo_path, target_time, site, report, vault_password_file)
     try:
-        outcome = drill_mod.run(req, console, profile)
+        outcome = drill_mod.run_drill(req, console, profile)
     except deploy_mod.DeployError as e:
         raise fail(str(e)) from None
     drill_mod.print_outcome(outcome, console, err)
@@ -194,7 +194,7 @@ def audit_report(
         raise fail(f"inventory not found: {inv}{hint}")
     try:
         with console.status("checking every host…"):
-            report = runner.run(inv, limit, vault_password_file)
+            report = runner.run_audit(inv, limit, vault_password_file)
     except ExpectedError as e:
         raise fail(str(e)) from None
     js, page = render.write(report, output)
@@ -379,7 +379,7 @@ def init(
             written = init_mod.write(req)
     except init_mod.InitError as e:
         raise fail(str(e)) from None
-    init_mod.print_summary(written, console)
+    init_mod.print_written(written, console)
     progress(f"checking {written.output}")
     report = check(written.output)
     print_report(report, written.output, console)

@@ -45,7 +45,7 @@ def default_report(profile: str) -> Path:
     return DRILLS / profile / f"drill-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
 
 
-def run(req: DrillRequest, out: Console, profile: str = "lab") -> DrillOutcome:
+def run_drill(req: DrillRequest, out: Console, profile: str = "lab") -> DrillOutcome:
     report_path = (req.report or default_report(profile)).resolve()
     extravars: dict[str, Any] = {"drill_repo": req.repo, "drill_repo_path": req.repo_path,
                                  "drill_target_time": req.target_time, "drill_report": str(report_path)}

@@ -326,7 +326,7 @@ def write(req: Request) -> Written:
     return result
 
 
-def print_summary(w: Written, out: "Console") -> None:
+def print_written(w: Written, out: "Console") -> None:
     """The sites and hosts written, where the vault password is, what the operator does next."""
     from rich.table import Table
 

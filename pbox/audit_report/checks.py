@@ -459,16 +459,7 @@ def audit(c: Ctx) -> None:
         ):
             c.not_in_container(check, clause, req, "as configured")
         return
-    out = c.run("systemctl is-active auditd")
-    c.add(
-        "auditd.running",
-        AU_A,
-        "auditd running",
-        "active",
-        out.stdout.strip(),
-        out.stdout.strip() == "active",
-        "systemctl is-active auditd",
-    )
+    c.unit("auditd.running", AU_A, "auditd running", "auditd")
     out = c.run("auditctl -l")
     loaded = out.stdout
     want_keys = sorted(
@@ -550,16 +541,7 @@ def logs(c: Ctx) -> None:
         "ForwardToSyslog=yes" in j.stdout,
         "cat /etc/systemd/journald.conf.d/pbox-hardening.conf",
     )
-    out = c.run("systemctl is-active rsyslog")
-    c.add(
-        "logs.rsyslog",
-        AU_A,
-        "rsyslog running",
-        "active",
-        out.stdout.strip(),
-        out.stdout.strip() == "active",
-        "systemctl is-active rsyslog",
-    )
+    c.unit("logs.rsyslog", AU_A, "rsyslog running", "rsyslog")
     log_host = str(c.e("log_host"))
     if not log_host:
         c.findings.append(
@@ -629,16 +611,7 @@ def logs(c: Ctx) -> None:
 def firewall(c: Ctx) -> None:
     if not c.e("firewall_enabled"):
         return
-    out = c.run("systemctl is-active nftables")
-    c.add(
-        "firewall.active",
-        BOUNDARY,
-        "host firewall active",
-        "active",
-        out.stdout.strip(),
-        out.stdout.strip() == "active",
-        "systemctl is-active nftables",
-    )
+    c.unit("firewall.active", BOUNDARY, "host firewall active", "nftables")
     out = c.run("nft list chain inet pbox_filter input")
     policy, accepted = parse.nft_input(out.stdout)
     c.add(
@@ -707,16 +680,7 @@ def integrity(c: Ctx) -> None:
         cmd,
         summary or out.stderr,
     )
-    out = c.run("systemctl is-enabled pbox-aide-check.timer")
-    c.add(
-        "aide.daily",
-        TV,
-        "integrity checked daily",
-        "enabled",
-        out.stdout.strip() or "absent",
-        out.stdout.strip() == "enabled",
-        "systemctl is-enabled pbox-aide-check.timer",
-    )
+    c.unit("aide.daily", TV, "integrity checked daily", "pbox-aide-check.timer", want="enabled")
 
 
 HOST_CHECKS: list[Callable[[Ctx], None]] = [

@@ -86,6 +86,12 @@ class Ctx:
             )
         )
 
+    def unit(self, check: str, clause: str, requirement: str, unit: str, want: str = "active") -> None:
+        """A systemd unit in the wanted state: `active` (systemctl is-active) or `enabled` (is-enabled)."""
+        command = f"systemctl {'is-enabled' if want == 'enabled' else 'is-active'} {unit}"
+        state = self.run(command).stdout.strip()
+        self.add(check, clause, requirement, want, state or "absent", state == want, command)
+
     def not_in_container(self, check: str, clause: str, requirement: str, expected: object) -> None:
         """A check that needs the host's own kernel, on a container: n/a (resolved later to where it
         was verified instead, if anywhere)."""

@@ -74,7 +74,7 @@ def _safe_check(name: str, info: dict[str, Any], expected: dict[str, Any], inven
         )
 
 
-def run(
+def run_audit(
     inventory: Path, limit: str | None = None, vault_password_file: Path | None = None, workers: int = 8
 ) -> Report:
     t0 = time.monotonic()
