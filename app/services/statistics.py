@@ -248,6 +248,22 @@ def licence_coverage(
     return summary, by_category, by_region
 
 
+Firm = tuple[str, str, str, str]  # uscc, name, region code, status
+
+
+@dataclass
+class _Reader:
+    """Reads one aggregate over a plan (pre-aggregated days plus the raw ones not yet re-aggregated)."""
+
+    session: Session
+    params: dict[str, Any]
+    plan: aggregates.Plan
+
+    def __call__(self, agg: aggregates.Aggregate, sql: str, plan: aggregates.Plan | None = None) -> list[Any]:
+        rows, params = aggregates.rows(agg, self.plan if plan is None else plan)
+        return self.session.execute(text(sql.format(rows=rows)), {**self.params, **params}).all()
+
+
 def compute(
     session: Session, who: Principal, period: Period, region: str | None = None, raw: bool = False
 ) -> dict[str, Any]:
@@ -264,29 +280,77 @@ def compute(
         "t1": _midnight(period.end + timedelta(days=1)),
     }
     names = regions()
-    repair_types = code_tables()["repair_type"]
-    part_kinds = code_tables()["part_kind"]
-    q = session.execute
     # a generic plan cannot tell a county's enterprises from a province's: plan for these parameters
     custom_plans(session)
-    firms = {
+    firms = _firms(session, scope)
+    p["ents"] = list(firms)
+    dirty = (
+        _days(before.start, period.end) if raw else aggregates.dirty_days(session, before.start, period.end)
+    )
+    read = _Reader(session, p, aggregates.Plan.of(session, period.start, period.end, dirty, p["prefix"]))
+
+    by_ent, by_region, by_enterprise = _volume(read, scope, firms, names)
+    by_brand, by_repair_type = _kinds(read)
+    parts = _parts(read)
+    ratings = _ratings(read)
+    complaints, closed_secs = _complaints(session, p)
+    uploading = _last_uploads(read)
+    before_plan = aggregates.Plan.of(session, before.start, before.end, dirty, p["prefix"])
+    uploaded_before = _last_uploads(read, before_plan)
+    active = [e for e, f in firms.items() if f[3] == "active"]
+    stopped = _stopped(firms, active, uploading, uploaded_before)
+    coverage, coverage_by_category, coverage_by_region = licence_coverage(
+        session, scope, period, {firms[e][0] for e in uploading}
+    )
+    return {
+        "scope": {"region_code": scope, "region_name": names.get(scope, scope)},
+        "licence_coverage": coverage,
+        "period": {"start": period.start, "end": period.end},
+        "summary": {
+            "records": sum(n for n, _ in by_ent.values()),
+            "amount": _money(sum((a for _, a in by_ent.values()), Decimal(0))),
+            "enterprises_with_records": len(by_ent),
+            "ratings": ratings[0]["count"],
+            "complaints": sum(r["count"] for r in complaints),
+            "complaints_overdue": sum(r["overdue"] for r in complaints),
+            "complaint_avg_handling_hours": None
+            if closed_secs is None
+            else round(float(closed_secs) / 3600, 1),
+            "enterprises": len(active),
+            "enterprises_uploading": sum(1 for e in active if e in uploading),
+            "enterprises_stopped": len(stopped),
+        },
+        "tables": {
+            "by_region": by_region,
+            "by_enterprise": by_enterprise,
+            "by_brand": by_brand,
+            "by_repair_type": by_repair_type,
+            "parts": parts,
+            "ratings": ratings,
+            "complaints": complaints,
+            "coverage": stopped[:TOP],
+            "coverage_by_category": coverage_by_category,
+            "coverage_by_region": coverage_by_region,
+        },
+    }
+
+
+def _firms(session: Session, scope: str) -> dict[int, Firm]:
+    """The enterprises of the scope's region, by id."""
+    return {
         i: (uscc, name, code, status)
-        for i, uscc, name, code, status in q(
+        for i, uscc, name, code, status in session.execute(
             select(
                 Enterprise.id, Enterprise.uscc, Enterprise.name, Enterprise.region_code, Enterprise.status
             ).where(Enterprise.region_code.startswith(region_prefix(scope)))
         )
     }
-    p["ents"] = list(firms)
-    dirty = (
-        _days(before.start, period.end) if raw else aggregates.dirty_days(session, before.start, period.end)
-    )
-    plan = aggregates.Plan.of(session, period.start, period.end, dirty, p["prefix"])
 
-    def read(agg: aggregates.Aggregate, sql: str, plan: aggregates.Plan = plan) -> list[Any]:
-        rows, params = aggregates.rows(agg, plan)
-        return q(text(sql.format(rows=rows)), {**p, **params}).all()
 
+def _volume(
+    read: _Reader, scope: str, firms: dict[int, Firm], names: dict[str, str]
+) -> tuple[dict[int, tuple[int, Decimal]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Records and amounts per enterprise, summed per region below the scope, and the top enterprises."""
     by_ent = {
         ent: (n, amount)
         for ent, n, amount in read(
@@ -312,6 +376,12 @@ def compute(
         {"uscc": firms[e][0], "name": firms[e][1], "records": n, "amount": _money(a)}
         for e, (n, a) in sorted(by_ent.items(), key=lambda r: (-r[1][0], firms[r[0]][0]))[:TOP]
     ]
+    return by_ent, by_region, by_enterprise
+
+
+def _kinds(read: _Reader) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Records per brand and per repair type."""
+    repair_types = code_tables()["repair_type"]
     kinds = read(
         aggregates.KIND,
         "SELECT brand, repair_type, sum(records)::bigint FROM {rows} a WHERE region_code LIKE :prefix"
@@ -327,7 +397,13 @@ def compute(
         {"repair_type": t, "repair_type_name": repair_types.get(t or "", "未填写"), "records": n}
         for t, n in sorted(types.items(), key=lambda r: (r[0] is None, r[0] or ""))
     ]
-    parts = [
+    return by_brand, by_repair_type
+
+
+def _parts(read: _Reader) -> list[dict[str, Any]]:
+    """The parts used most, by quantity."""
+    part_kinds = code_tables()["part_kind"]
+    return [
         {"name": name, "kind": kind, "kind_name": part_kinds.get(kind or "", "未填写"), "lines": n,
          "quantity": f"{qty.normalize():f}" if qty is not None else "0"}
         for name, kind, n, qty in read(
@@ -338,6 +414,9 @@ def compute(
         )
     ]  # fmt: skip
 
+
+def _ratings(read: _Reader) -> list[dict[str, Any]]:
+    """Per rating dimension: how many, the average and the distribution of scores 1–5."""
     scores = {
         (d, s): n
         for d, s, n in read(
@@ -355,9 +434,12 @@ def compute(
             {"dimension": d, "dimension_name": title, "count": count,
              "average": None if avg is None else f"{avg:.2f}", **{f"s{s}": dist[s] for s in range(1, 6)}}
         )  # fmt: skip
-    rated_count = ratings[0]["count"]
+    return ratings
 
-    complaint_rows = q(
+
+def _complaints(session: Session, p: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
+    """Complaints of the period per status (and how many overdue), and the mean seconds to close one."""
+    complaint_rows = session.execute(
         text(
             "SELECT status, count(*), count(*) FILTER (WHERE status IN ('submitted', 'accepted', 'assigned')"
             " AND deadline_at < now()),"
@@ -373,61 +455,30 @@ def compute(
          "overdue": by_status.get(s, (0, 0))[1]}
         for s, title in STATUS_NAMES.items()
     ]  # fmt: skip
-    closed_secs = by_status.get("closed", (0, 0, None))[2]
+    return complaints, by_status.get("closed", (0, 0, None))[2]
 
-    # upload coverage: versions received by day of receipt, this period and the one before
-    def last_uploads(plan: aggregates.Plan) -> dict[int, date]:
-        return dict(
-            read(
-                aggregates.UPLOAD,
-                "SELECT enterprise_id, max(last_day) FROM {rows} a"
-                " JOIN enterprise e ON e.id = a.enterprise_id WHERE e.region_code LIKE :prefix"
-                " GROUP BY enterprise_id",
-                plan,
-            )
+
+def _last_uploads(read: _Reader, plan: aggregates.Plan | None = None) -> dict[int, date]:
+    """Upload coverage: each enterprise's last day of receipt within the plan's days."""
+    return dict(
+        read(
+            aggregates.UPLOAD,
+            "SELECT enterprise_id, max(last_day) FROM {rows} a"
+            " JOIN enterprise e ON e.id = a.enterprise_id WHERE e.region_code LIKE :prefix"
+            " GROUP BY enterprise_id",
+            plan,
         )
+    )
 
-    uploading = last_uploads(plan)
-    uploaded_before = last_uploads(aggregates.Plan.of(session, before.start, before.end, dirty, p["prefix"]))
-    active = [e for e, f in firms.items() if f[3] == "active"]
-    stopped = [
+
+def _stopped(
+    firms: dict[int, Firm], active: list[int], uploading: dict[int, date], uploaded_before: dict[int, date]
+) -> list[dict[str, Any]]:
+    """Active enterprises that uploaded in the period before and not in this one, latest first."""
+    return [
         {"uscc": firms[e][0], "name": firms[e][1], "last_upload": uploaded_before[e]}
         for e in sorted(
             (e for e in active if e in uploaded_before and e not in uploading),
             key=lambda e: (-uploaded_before[e].toordinal(), firms[e][0]),
         )
     ]
-    coverage, coverage_by_category, coverage_by_region = licence_coverage(
-        session, scope, period, {firms[e][0] for e in uploading}
-    )
-    return {
-        "scope": {"region_code": scope, "region_name": names.get(scope, scope)},
-        "licence_coverage": coverage,
-        "period": {"start": period.start, "end": period.end},
-        "summary": {
-            "records": sum(n for n, _ in by_ent.values()),
-            "amount": _money(sum((a for _, a in by_ent.values()), Decimal(0))),
-            "enterprises_with_records": len(by_ent),
-            "ratings": rated_count,
-            "complaints": sum(r["count"] for r in complaints),
-            "complaints_overdue": sum(r["overdue"] for r in complaints),
-            "complaint_avg_handling_hours": None
-            if closed_secs is None
-            else round(float(closed_secs) / 3600, 1),
-            "enterprises": len(active),
-            "enterprises_uploading": sum(1 for e in active if e in uploading),
-            "enterprises_stopped": len(stopped),
-        },
-        "tables": {
-            "by_region": by_region,
-            "by_enterprise": by_enterprise,
-            "by_brand": by_brand,
-            "by_repair_type": by_repair_type,
-            "parts": parts,
-            "ratings": ratings,
-            "complaints": complaints,
-            "coverage": stopped[:TOP],
-            "coverage_by_category": coverage_by_category,
-            "coverage_by_region": coverage_by_region,
-        },
-    }
