@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, WithJsonSchema
 from sqlalchemy.orm import Session
 
+from app.api import schemas
 from app.api.deps import EnterpriseCaller, EnterpriseDep, RuntimeDep, client_ip
 from app.api.errors import ERROR_RESPONSES, ErrorBody, FieldErrorOut
 from app.db.models import RepairRecord
@@ -295,6 +296,7 @@ class ShopUserIn(BaseModel):
 
 @router.post(
     "/users",
+    response_model=schemas.UserIdOut,
     status_code=201,
     summary="为本企业人员开设企业门户账户",
     description="人员以此账户登录企业门户（/shop），查看本企业的上传、评价、投诉和车主授权的档案。",

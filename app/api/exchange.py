@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, Field
 
+from app.api import schemas
 from app.api.deps import RuntimeDep, StaffDep, client_ip, from_trusted_proxy
 from app.api.errors import ERROR_RESPONSES
 from app.domain.errors import AppError
@@ -54,7 +55,12 @@ class MessagesIn(BaseModel):
     messages: list[Any] = Field(max_length=500, description="签名报文，见 docs/exchange.md")
 
 
-@router.post("/messages", summary="接收对端节点的报文（幂等）")
+@router.post(
+    "/messages",
+    response_model=schemas.MessageResultsOut,
+    response_model_exclude_unset=True,
+    summary="接收对端节点的报文（幂等）",
+)
 def messages(body: MessagesIn, rt: RuntimeDep, request: Request) -> dict[str, Any]:
     cn = _caller(rt, request)
     results = receive(_node(rt), rt.db, rt.audit, cn, body.messages, client_ip(request))
@@ -71,7 +77,11 @@ def _days(raw: Any) -> list[date]:
         raise AppError("MESSAGE_MALFORMED", 422) from exc
 
 
-@router.post("/reconcile/summary", summary="对账：本节点已发给对端的记录，按日、按来源的条数与摘要")
+@router.post(
+    "/reconcile/summary",
+    response_model=schemas.ShippedSummaryOut,
+    summary="对账：本节点已发给对端的记录，按日、按来源的条数与摘要",
+)
 def summary(message: Envelope, rt: RuntimeDep, request: Request) -> dict[str, Any]:
     peer = _signed(rt, request, message)
     days = _days(message["body"].get("days"))
@@ -79,7 +89,11 @@ def summary(message: Envelope, rt: RuntimeDep, request: Request) -> dict[str, An
         return {"days": reconcile.shipped_summary(s, peer.name, days)}
 
 
-@router.post("/reconcile/keys", summary="对账：某日某来源已发记录的键与摘要")
+@router.post(
+    "/reconcile/keys",
+    response_model=schemas.ShippedKeysOut,
+    summary="对账：某日某来源已发记录的键与摘要",
+)
 def keys(message: Envelope, rt: RuntimeDep, request: Request) -> dict[str, Any]:
     peer = _signed(rt, request, message)
     b = message["body"]
@@ -88,7 +102,11 @@ def keys(message: Envelope, rt: RuntimeDep, request: Request) -> dict[str, Any]:
         return {"keys": reconcile.shipped_keys(s, peer.name, day, str(b.get("origin_region")))}
 
 
-@router.post("/reconcile/rerequest", summary="对账：对端缺失的记录重新发送")
+@router.post(
+    "/reconcile/rerequest",
+    response_model=schemas.RerequestOut,
+    summary="对账：对端缺失的记录重新发送",
+)
 def rerequest(message: Envelope, rt: RuntimeDep, request: Request) -> dict[str, Any]:
     peer = _signed(rt, request, message)
     wanted = message["body"].get("keys")
@@ -108,21 +126,30 @@ def _operator(who: Principal) -> None:
 PeerFilter = Annotated[str | None, Query(max_length=63)]  # one peer's rows, or all
 
 
-@admin.get("", summary="数据交换状态：各对端的游标、积压、死信")
+@admin.get(
+    "",
+    response_model=schemas.ExchangeStatusOut,
+    response_model_exclude_unset=True,
+    summary="数据交换状态：各对端的游标、积压、死信",
+)
 def status(who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
     _operator(who)
     with rt.db.transaction() as s:
         return {**ops.configured(rt.exchange), "peers_state": ops.peer_status(s)}
 
 
-@admin.get("/dead-letters", summary="死信列表（对端拒收的报文）")
+@admin.get("/dead-letters", response_model=list[schemas.DeadLetterOut], summary="死信列表（对端拒收的报文）")
 def dead_letters(who: StaffDep, rt: RuntimeDep, peer: PeerFilter = None) -> list[dict[str, Any]]:
     _operator(who)
     with rt.db.transaction() as s:
         return ops.dead_letters(s, peer)
 
 
-@admin.get("/refused", summary="本节点拒收的报文（对端越权：企业或来源不在其辖区、改动本节点上传的记录）")
+@admin.get(
+    "/refused",
+    response_model=list[schemas.RefusalOut],
+    summary="本节点拒收的报文（对端越权：企业或来源不在其辖区、改动本节点上传的记录）",
+)
 def refused(who: StaffDep, rt: RuntimeDep, peer: PeerFilter = None) -> list[dict[str, Any]]:
     _operator(who)
     with rt.db.transaction() as s:
@@ -136,7 +163,11 @@ class ReplayIn(BaseModel):
     )
 
 
-@admin.post("/dead-letters/replay", summary="重发死信（以新报文编号重新排队）")
+@admin.post(
+    "/dead-letters/replay",
+    response_model=schemas.ReplayOut,
+    summary="重发死信（以新报文编号重新排队）",
+)
 def replay(body: ReplayIn, who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
     _operator(who)
     with rt.db.transaction() as s:
@@ -157,7 +188,11 @@ def replay(body: ReplayIn, who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
     return {"replayed": len(made), "message_ids": made}
 
 
-@admin.get("/reconcile", summary="对账状态：各对端按日、按来源的条数与摘要比较")
+@admin.get(
+    "/reconcile",
+    response_model=schemas.ReconcileStateOut,
+    summary="对账状态：各对端按日、按来源的条数与摘要比较",
+)
 def reconcile_state(who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
     _operator(who)
     with rt.db.transaction() as s:
@@ -165,7 +200,12 @@ def reconcile_state(who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
     return {"node": _node(rt).name, "days": rows}
 
 
-@admin.post("/reconcile/run", summary="立即对账一次（缺失的记录向对端重新索取）")
+@admin.post(
+    "/reconcile/run",
+    response_model=dict[str, schemas.PeerReconcileOut],
+    response_model_exclude_unset=True,
+    summary="立即对账一次（缺失的记录向对端重新索取）",
+)
 def reconcile_run(who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
     _operator(who)
     node = _node(rt)

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 
+from app.api import schemas
 from app.api.collection import issue_token
 from app.api.deps import RuntimeDep, client_ip, enterprise_from_token
 from app.domain.enterprise import EnterpriseIn
@@ -196,7 +197,12 @@ for _path in ("/time", "/carhealth/time"):
         )
 
 
-@router.post("/carhealth/register", summary="企业注册（兼容格式）", openapi_extra=_ENVELOPE_DOC)
+@router.post(
+    "/carhealth/register",
+    response_model=schemas.NationalOut,
+    summary="企业注册（兼容格式）",
+    openapi_extra=_ENVELOPE_DOC,
+)
 @_enveloped
 def register(request: Request, rt: RuntimeDep, info: dict[str, Any]) -> JSONResponse:
     password = info.get("companypassword")
@@ -219,7 +225,12 @@ def register(request: Request, rt: RuntimeDep, info: dict[str, Any]) -> JSONResp
     return _ok(companycode=reg.credential.key_id, status="pending", statusname="待审核", message=note)
 
 
-@router.post("/carhealth/token", summary="获取令牌（兼容格式）", openapi_extra=_ENVELOPE_DOC)
+@router.post(
+    "/carhealth/token",
+    response_model=schemas.NationalOut,
+    summary="获取令牌（兼容格式）",
+    openapi_extra=_ENVELOPE_DOC,
+)
 @_enveloped
 def token(request: Request, rt: RuntimeDep, info: dict[str, Any]) -> JSONResponse:
     code, password = info.get("companycode"), info.get("companypassword")
@@ -229,7 +240,12 @@ def token(request: Request, rt: RuntimeDep, info: dict[str, Any]) -> JSONRespons
     return _ok(access_token=issued["access_token"], expires_at=issued["expires_at"])
 
 
-@router.post("/carhealth/record", summary="上传维修记录（兼容格式）", openapi_extra=_ENVELOPE_DOC)
+@router.post(
+    "/carhealth/record",
+    response_model=schemas.NationalOut,
+    summary="上传维修记录（兼容格式）",
+    openapi_extra=_ENVELOPE_DOC,
+)
 @_enveloped
 def record(request: Request, rt: RuntimeDep, info: dict[str, Any]) -> JSONResponse:
     tok = info.get("access_token")

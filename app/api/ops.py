@@ -24,6 +24,7 @@ from prometheus_client import (
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 
+from app.api import schemas
 from app.api.errors import RETRY_AFTER_SECONDS
 from app.exchange.metrics import refresh as refresh_exchange
 
@@ -46,12 +47,12 @@ def exposition() -> bytes:
     return generate_latest()
 
 
-@router.get("/healthz", summary="存活探针：进程在运行")
+@router.get("/healthz", response_model=schemas.HealthOut, summary="存活探针：进程在运行")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="就绪探针：数据库与对象存储均可达")
+@router.get("/readyz", response_model=schemas.ReadyOut, summary="就绪探针：数据库与对象存储均可达")
 def readyz(request: Request) -> JSONResponse:
     checks: dict[str, bool] = {}
     try:

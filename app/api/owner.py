@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from app.api import http
+from app.api import http, schemas
 from app.api.deps import OwnerDep, RuntimeDep, client_ip
 from app.api.errors import ERROR_RESPONSES, ErrorBody
 from app.domain.errors import AppError
@@ -131,6 +131,7 @@ def close_account(body: CloseIn, who: OwnerDep, rt: RuntimeDep) -> None:
 
 @router.post(
     "/vehicles",
+    response_model=schemas.VinOut,
     status_code=201,
     summary="用查询码绑定车辆（仅该企业的记录）",
     description="以维修结算清单上的查询码绑定车辆：可查看**出具该查询码的维修企业**对该车的记录，"
@@ -240,6 +241,7 @@ def read_notifications(who: OwnerDep, rt: RuntimeDep) -> None:
 
 @router.get(
     "/vehicles/{vin}/history",
+    response_model=schemas.HistoryOut,
     summary="车辆维修档案（一车一档）",
     description="完整档案认证后为该车全部有效维修记录；仅以查询码绑定时只含出具查询码的企业的记录"
     "（full_history 为 false）。均为最新版本，已撤销的不显示，按结算日期倒序。每次查询均记入审计日志。",
@@ -294,7 +296,12 @@ def revoke_grant(grant_id: int, who: OwnerDep, rt: RuntimeDep) -> None:
         owners.revoke_grant(s, rt.audit, who, grant_id)
 
 
-@router.get("/grants", summary="我的授权", description="全部授权（含已过期、已撤销），active 表示当前有效。")
+@router.get(
+    "/grants",
+    response_model=list[schemas.OwnerGrantOut],
+    summary="我的授权",
+    description="全部授权（含已过期、已撤销），active 表示当前有效。",
+)
 def list_grants(who: OwnerDep, rt: RuntimeDep) -> list[dict[str, Any]]:
     with rt.db.transaction() as s:
         return owners.grants_of_owner(s, who)
@@ -321,6 +328,7 @@ class RatingIn(BaseModel):
 
 @router.post(
     "/records/{record_id}/rating",
+    response_model=schemas.RatingIdOut,
     status_code=201,
     summary="评价一次维修",
     description="须已完成该车完整档案认证（FULL_VERIFICATION_REQUIRED：仅凭查询码不能评价，以防维修企业"
@@ -342,6 +350,7 @@ class ComplaintIn(BaseModel):
 
 @router.post(
     "/complaints",
+    response_model=schemas.ComplaintIdOut,
     status_code=201,
     summary="投诉一次维修",
     description="可投诉本人能查看的维修记录（含以查询码绑定的企业的记录），由维修企业所在地监管部门受理。",
@@ -354,13 +363,13 @@ def file_complaint(body: ComplaintIn, who: OwnerDep, rt: RuntimeDep) -> dict[str
     return {"complaint_id": cid}
 
 
-@router.get("/complaints", summary="我的投诉及办理状态")
+@router.get("/complaints", response_model=list[schemas.ComplaintOut], summary="我的投诉及办理状态")
 def my_complaints(who: OwnerDep, rt: RuntimeDep) -> list[dict[str, Any]]:
     with rt.db.transaction() as s:
         return complaints.of_owner(s, who)
 
 
-@router.get("/complaints/{complaint_id}", summary="投诉详情")
+@router.get("/complaints/{complaint_id}", response_model=schemas.ComplaintOut, summary="投诉详情")
 def my_complaint(complaint_id: RecordId, who: OwnerDep, rt: RuntimeDep) -> dict[str, Any]:
     with rt.db.transaction() as s:
         return complaints.get(s, who, complaint_id)
@@ -368,6 +377,7 @@ def my_complaint(complaint_id: RecordId, who: OwnerDep, rt: RuntimeDep) -> dict[
 
 @router.post(
     "/claims",
+    response_model=schemas.ClaimIdOut,
     status_code=201,
     summary="以行驶证照片申请完整档案认证",
     description="车辆登记信息核验未开通、不可用或不符时的人工途径：上传行驶证照片（JPEG/PNG），由车辆号牌"
@@ -388,7 +398,7 @@ def submit_claim(
     return {"claim_id": cid}
 
 
-@router.get("/claims", summary="我的认证申请")
+@router.get("/claims", response_model=list[schemas.ClaimOut], summary="我的认证申请")
 def my_claims(who: OwnerDep, rt: RuntimeDep) -> list[dict[str, Any]]:
     with rt.db.transaction() as s:
         return claims.of_owner(s, who)

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from app.api import http
+from app.api import http, schemas
 from app.api.deps import RuntimeDep
 from app.api.errors import ERROR_RESPONSES
 from app.services import directory, notices
@@ -17,6 +17,7 @@ UsccPath = Annotated[str, Path(pattern=r"^[0-9A-Z]{18}$", description="统一社
 
 @router.get(
     "/enterprises",
+    response_model=schemas.DirectoryPageOut,
     summary="查找维修企业",
     description="按名称、地区（行政区划代码，含下级）、经营类别、经营范围查找；按综合评分排序，每页 20 条。",
 )
@@ -34,6 +35,7 @@ def search_enterprises(
 
 @router.get(
     "/enterprises/{uscc}",
+    response_model=schemas.EnterpriseProfileOut,
     summary="维修企业公开信息",
     description=(
         "基本信息与资质、各项评价平均分与评价数、在同地区同类别企业中的排名、最近评价。"
@@ -45,7 +47,11 @@ def public_enterprise(uscc: UsccPath, rt: RuntimeDep) -> dict[str, Any]:
         return directory.profile(s, uscc)
 
 
-@router.get("/notices", summary="通知公告、政策法规、标准规范、技术信息")
+@router.get(
+    "/notices",
+    response_model=schemas.NoticePageOut,
+    summary="通知公告、政策法规、标准规范、技术信息",
+)
 def list_notices(
     rt: RuntimeDep,
     kind: Annotated[str | None, Query(description="notice / policy / standard / technical")] = None,
@@ -55,7 +61,7 @@ def list_notices(
         return notices.listing(s, kind, page)
 
 
-@router.get("/notices/{notice_id}", summary="信息详情（含附件列表）")
+@router.get("/notices/{notice_id}", response_model=schemas.NoticeOut, summary="信息详情（含附件列表）")
 def get_notice(notice_id: Annotated[int, Path(ge=1, le=2**63 - 1)], rt: RuntimeDep) -> dict[str, Any]:
     with rt.db.transaction() as s:
         return notices.detail(s, notice_id)

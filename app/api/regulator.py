@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from app.api import http
+from app.api import http, schemas
 from app.api.deps import RuntimeDep, StaffDep
 from app.api.errors import ERROR_RESPONSES
 from app.security.rbac import Perm, require
@@ -23,6 +23,7 @@ UsccPath = Annotated[str, Path(pattern=r"^[0-9A-Z]{18}$", description="统一社
 
 @router.get(
     "/vehicles/{vin}/history",
+    response_model=schemas.HistoryOut,
     summary="车辆维修档案（仅本辖区企业的记录）",
     description="只返回管辖区域内企业的维修记录；每次查询均记入审计日志。",
 )
@@ -33,6 +34,7 @@ def history(vin: VinPath, who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
 
 @router.get(
     "/enterprises",
+    response_model=list[schemas.EnterpriseReviewOut],
     summary="本辖区待审核（或其他状态）的企业",
     description="默认列出待审核（pending）的自行注册企业，附道路运政许可名册中该统一社会信用代码的记录（如有）。",
 )
@@ -52,6 +54,7 @@ class EnterpriseReviewIn(BaseModel):
 
 @router.post(
     "/enterprises/{uscc}/review",
+    response_model=schemas.StatusOut,
     summary="审核自行注册的企业（通过 / 不通过）",
     description="仅限本辖区的企业（REGION_FORBIDDEN）；不通过须填写原因（REASON_REQUIRED）；"
     "只能审核待审核或未通过的企业（ENTERPRISE_STATE）。每次审核记入审计日志。",
@@ -64,7 +67,11 @@ def review_enterprise(
     return {"status": status}
 
 
-@router.get("/enterprises/{uscc}", summary="企业详情（含联系人，仅本辖区）")
+@router.get(
+    "/enterprises/{uscc}",
+    response_model=schemas.EnterpriseDetailOut,
+    summary="企业详情（含联系人，仅本辖区）",
+)
 def enterprise(uscc: UsccPath, who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
     with rt.db.transaction() as s:
         return ReadService(s, rt.crypto, rt.audit).enterprise_detail(who, uscc)
@@ -73,7 +80,12 @@ def enterprise(uscc: UsccPath, who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
 ItemId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-@router.get("/complaints", summary="本辖区投诉", description="可按状态筛选；overdue=true 只列超期未答复的。")
+@router.get(
+    "/complaints",
+    response_model=list[schemas.ComplaintOut],
+    summary="本辖区投诉",
+    description="可按状态筛选；overdue=true 只列超期未答复的。",
+)
 def region_complaints(
     who: StaffDep,
     rt: RuntimeDep,
@@ -84,7 +96,7 @@ def region_complaints(
         return complaints.of_region(s, who, status, overdue)
 
 
-@router.get("/complaints/{complaint_id}", summary="投诉详情")
+@router.get("/complaints/{complaint_id}", response_model=schemas.ComplaintOut, summary="投诉详情")
 def get_complaint(complaint_id: ItemId, who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
     with rt.db.transaction() as s:
         return complaints.get(s, who, complaint_id)
@@ -126,7 +138,7 @@ def close_complaint(complaint_id: ItemId, body: CloseIn, who: StaffDep, rt: Runt
         complaints.close(s, rt.audit, who, complaint_id, body.note)
 
 
-@router.get("/regulators", summary="可指派的本辖区监管人员")
+@router.get("/regulators", response_model=list[schemas.RegulatorOut], summary="可指派的本辖区监管人员")
 def assignable(who: StaffDep, rt: RuntimeDep) -> list[dict[str, Any]]:
     with rt.db.transaction() as s:
         require(who, Perm.COMPLAINT_HANDLE)
@@ -149,6 +161,7 @@ RegionQ = Annotated[str | None, Query(pattern=r"^\d{6}$", description="本辖区
 
 @router.get(
     "/statistics",
+    response_model=schemas.StatisticsOut,
     summary="本辖区统计",
     description="维修量（按地区、企业、品牌、维修类别）、配件使用、评价、投诉、上传情况。见 docs/api.md。",
 )
@@ -179,7 +192,12 @@ def statistics_export(
         return http.export_response(s, rt, who, statistics.Period(start, end), region, format, table)
 
 
-@router.post("/notices", status_code=201, summary="发布通知公告、政策法规、标准规范、技术信息（可带附件）")
+@router.post(
+    "/notices",
+    response_model=schemas.NoticeIdOut,
+    status_code=201,
+    summary="发布通知公告、政策法规、标准规范、技术信息（可带附件）",
+)
 def publish_notice(
     who: StaffDep,
     rt: RuntimeDep,
@@ -196,7 +214,7 @@ def publish_notice(
     return {"notice_id": nid}
 
 
-@router.get("/claims", summary="待审核的行驶证认证申请（本辖区）")
+@router.get("/claims", response_model=list[schemas.ClaimOut], summary="待审核的行驶证认证申请（本辖区）")
 def pending_claims(who: StaffDep, rt: RuntimeDep) -> list[dict[str, Any]]:
     with rt.db.transaction() as s:
         return claims.pending(s, who)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
+from app.api import schemas
 from app.api.deps import RuntimeDep, ShopDep, client_ip
 from app.api.errors import ERROR_RESPONSES
 from app.domain.errors import AppError
@@ -49,19 +50,27 @@ def logout(who: ShopDep, rt: RuntimeDep) -> None:
         shops.logout(s, rt.audit, who)
 
 
-@router.get("/uploads", summary="本企业上传的记录（最新在前，含版本数即更正次数）")
+@router.get(
+    "/uploads",
+    response_model=list[schemas.ShopUploadOut],
+    summary="本企业上传的记录（最新在前，含版本数即更正次数）",
+)
 def uploads(who: ShopDep, rt: RuntimeDep) -> list[dict[str, Any]]:
     with rt.db.transaction() as s:
         return shops.uploads(s, who)
 
 
-@router.get("/rejections", summary="被拒收的上传及其错误")
+@router.get("/rejections", response_model=list[schemas.ShopRejectionOut], summary="被拒收的上传及其错误")
 def rejections(who: ShopDep, rt: RuntimeDep) -> list[dict[str, Any]]:
     with rt.db.transaction() as s:
         return shops.rejections(s, who)
 
 
-@router.get("/records/{record_id}", summary="一条记录的全部版本（上传、更正、撤销）")
+@router.get(
+    "/records/{record_id}",
+    response_model=schemas.ShopRecordOut,
+    summary="一条记录的全部版本（上传、更正、撤销）",
+)
 def record(record_id: ItemId, who: ShopDep, rt: RuntimeDep) -> dict[str, Any]:
     with rt.db.transaction() as s:
         return shops.record_versions(s, who, record_id)
@@ -69,6 +78,7 @@ def record(record_id: ItemId, who: ShopDep, rt: RuntimeDep) -> dict[str, Any]:
 
 @router.get(
     "/records/{record_id}/correction",
+    response_model=schemas.CorrectionBodyOut,
     summary="更正用的记录内容",
     description="该记录最近一次上传的内容，格式即上传请求体，修改后提交到 POST /api/v1/shop/corrections。",
 )
@@ -96,7 +106,7 @@ def submit_correction(body: dict[str, Any], who: ShopDep, rt: RuntimeDep) -> Cor
     return CorrectedOut(record_id=done.record_id, outcome=done.outcome, version=done.version)
 
 
-@router.get("/ratings", summary="本企业收到的评价")
+@router.get("/ratings", response_model=list[schemas.ShopRatingOut], summary="本企业收到的评价")
 def my_ratings(who: ShopDep, rt: RuntimeDep) -> list[dict[str, Any]]:
     assert who.enterprise_id is not None
     with rt.db.transaction() as s:
@@ -123,7 +133,7 @@ def reply_rating(rating_id: ItemId, body: ReplyIn, who: ShopDep, rt: RuntimeDep)
         ratings.reply(s, who, rating_id, body.text)
 
 
-@router.get("/complaints", summary="针对本企业的投诉")
+@router.get("/complaints", response_model=list[schemas.ComplaintOut], summary="针对本企业的投诉")
 def my_complaints(who: ShopDep, rt: RuntimeDep) -> list[dict[str, Any]]:
     with rt.db.transaction() as s:
         return complaints.of_enterprise(s, who)
@@ -135,7 +145,7 @@ def reply_complaint(complaint_id: ItemId, body: ReplyIn, who: ShopDep, rt: Runti
         complaints.enterprise_reply(s, who, complaint_id, body.text)
 
 
-@router.get("/shared", summary="车主授权本企业查看的车辆")
+@router.get("/shared", response_model=list[schemas.SharedVehicleOut], summary="车主授权本企业查看的车辆")
 def shared(who: ShopDep, rt: RuntimeDep) -> list[dict[str, Any]]:
     with rt.db.transaction() as s:
         return shops.shared_with(s, who)
@@ -143,6 +153,7 @@ def shared(who: ShopDep, rt: RuntimeDep) -> list[dict[str, Any]]:
 
 @router.get(
     "/shared/{vin}/history",
+    response_model=schemas.HistoryOut,
     summary="已授权车辆的维修档案",
     description="其他企业的名称和代码不显示；每次查看均记入审计日志。",
 )

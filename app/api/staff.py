@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from app.api import schemas
 from app.api.deps import BearerDep, RuntimeDep, StaffDep, client_ip
 from app.api.errors import ERROR_RESPONSES
 from app.db.models import AuditEvent
@@ -198,7 +199,11 @@ def assign_role(staff_id: int, body: RoleIn, who: StaffDep, rt: RuntimeDep) -> N
         staff.assign_role(s, rt.audit, who, staff_id, body.role, body.region_code)
 
 
-@admin.post("/staff/{staff_id}/sessions/revoke", summary="注销该账户全部会话（安全管理员）")
+@admin.post(
+    "/staff/{staff_id}/sessions/revoke",
+    response_model=schemas.RevokedOut,
+    summary="注销该账户全部会话（安全管理员）",
+)
 def revoke_sessions(staff_id: int, who: StaffDep, rt: RuntimeDep) -> dict[str, int]:
     with rt.db.transaction() as s:
         return {"revoked": staff.revoke_sessions(s, rt.audit, who, staff_id)}
@@ -244,7 +249,7 @@ def audit_events(
         return [EventOut.model_validate(r, from_attributes=True) for r in rows]
 
 
-@admin.get("/audit/verify", summary="校验审计日志哈希链（审计管理员）")
+@admin.get("/audit/verify", response_model=schemas.AuditVerifyOut, summary="校验审计日志哈希链（审计管理员）")
 def audit_verify(who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
     with rt.db.transaction() as s:
         require(who, Perm.AUDIT_READ)
