@@ -296,12 +296,11 @@ class ShopUserIn(BaseModel):
 
 @router.post(
     "/users",
-    response_model=schemas.UserIdOut,
     status_code=201,
     summary="为本企业人员开设企业门户账户",
     description="人员以此账户登录企业门户（/shop），查看本企业的上传、评价、投诉和车主授权的档案。",
 )
-def create_shop_user(body: ShopUserIn, caller: EnterpriseDep, rt: RuntimeDep) -> dict[str, int]:
+def create_shop_user(body: ShopUserIn, caller: EnterpriseDep, rt: RuntimeDep) -> schemas.UserIdOut:
     with rt.db.transaction() as s:
         uid = shops.create_user(s, caller.enterprise_id, body.username, body.password, body.display_name)
     return {"user_id": uid}

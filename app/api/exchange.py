@@ -55,13 +55,8 @@ class MessagesIn(BaseModel):
     messages: list[Any] = Field(max_length=500, description="签名报文，见 docs/exchange.md")
 
 
-@router.post(
-    "/messages",
-    response_model=schemas.MessageResultsOut,
-    response_model_exclude_unset=True,
-    summary="接收对端节点的报文（幂等）",
-)
-def messages(body: MessagesIn, rt: RuntimeDep, request: Request) -> dict[str, Any]:
+@router.post("/messages", response_model_exclude_unset=True, summary="接收对端节点的报文（幂等）")
+def messages(body: MessagesIn, rt: RuntimeDep, request: Request) -> schemas.MessageResultsOut:
     cn = _caller(rt, request)
     results = receive(_node(rt), rt.db, rt.audit, cn, body.messages, client_ip(request))
     return {"results": [r.as_dict() for r in results]}
@@ -77,24 +72,16 @@ def _days(raw: Any) -> list[date]:
         raise AppError("MESSAGE_MALFORMED", 422) from exc
 
 
-@router.post(
-    "/reconcile/summary",
-    response_model=schemas.ShippedSummaryOut,
-    summary="对账：本节点已发给对端的记录，按日、按来源的条数与摘要",
-)
-def summary(message: Envelope, rt: RuntimeDep, request: Request) -> dict[str, Any]:
+@router.post("/reconcile/summary", summary="对账：本节点已发给对端的记录，按日、按来源的条数与摘要")
+def summary(message: Envelope, rt: RuntimeDep, request: Request) -> schemas.ShippedSummaryOut:
     peer = _signed(rt, request, message)
     days = _days(message["body"].get("days"))
     with rt.db.transaction() as s:
         return {"days": reconcile.shipped_summary(s, peer.name, days)}
 
 
-@router.post(
-    "/reconcile/keys",
-    response_model=schemas.ShippedKeysOut,
-    summary="对账：某日某来源已发记录的键与摘要",
-)
-def keys(message: Envelope, rt: RuntimeDep, request: Request) -> dict[str, Any]:
+@router.post("/reconcile/keys", summary="对账：某日某来源已发记录的键与摘要")
+def keys(message: Envelope, rt: RuntimeDep, request: Request) -> schemas.ShippedKeysOut:
     peer = _signed(rt, request, message)
     b = message["body"]
     (day,) = _days([b.get("day")])
@@ -102,12 +89,8 @@ def keys(message: Envelope, rt: RuntimeDep, request: Request) -> dict[str, Any]:
         return {"keys": reconcile.shipped_keys(s, peer.name, day, str(b.get("origin_region")))}
 
 
-@router.post(
-    "/reconcile/rerequest",
-    response_model=schemas.RerequestOut,
-    summary="对账：对端缺失的记录重新发送",
-)
-def rerequest(message: Envelope, rt: RuntimeDep, request: Request) -> dict[str, Any]:
+@router.post("/reconcile/rerequest", summary="对账：对端缺失的记录重新发送")
+def rerequest(message: Envelope, rt: RuntimeDep, request: Request) -> schemas.RerequestOut:
     peer = _signed(rt, request, message)
     wanted = message["body"].get("keys")
     if not isinstance(wanted, list) or len(wanted) > 10000:
@@ -126,31 +109,22 @@ def _operator(who: Principal) -> None:
 PeerFilter = Annotated[str | None, Query(max_length=63)]  # one peer's rows, or all
 
 
-@admin.get(
-    "",
-    response_model=schemas.ExchangeStatusOut,
-    response_model_exclude_unset=True,
-    summary="数据交换状态：各对端的游标、积压、死信",
-)
-def status(who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
+@admin.get("", response_model_exclude_unset=True, summary="数据交换状态：各对端的游标、积压、死信")
+def status(who: StaffDep, rt: RuntimeDep) -> schemas.ExchangeStatusOut:
     _operator(who)
     with rt.db.transaction() as s:
         return {**ops.configured(rt.exchange), "peers_state": ops.peer_status(s)}
 
 
-@admin.get("/dead-letters", response_model=list[schemas.DeadLetterOut], summary="死信列表（对端拒收的报文）")
-def dead_letters(who: StaffDep, rt: RuntimeDep, peer: PeerFilter = None) -> list[dict[str, Any]]:
+@admin.get("/dead-letters", summary="死信列表（对端拒收的报文）")
+def dead_letters(who: StaffDep, rt: RuntimeDep, peer: PeerFilter = None) -> list[schemas.DeadLetterOut]:
     _operator(who)
     with rt.db.transaction() as s:
         return ops.dead_letters(s, peer)
 
 
-@admin.get(
-    "/refused",
-    response_model=list[schemas.RefusalOut],
-    summary="本节点拒收的报文（对端越权：企业或来源不在其辖区、改动本节点上传的记录）",
-)
-def refused(who: StaffDep, rt: RuntimeDep, peer: PeerFilter = None) -> list[dict[str, Any]]:
+@admin.get("/refused", summary="本节点拒收的报文（对端越权：企业或来源不在其辖区、改动本节点上传的记录）")
+def refused(who: StaffDep, rt: RuntimeDep, peer: PeerFilter = None) -> list[schemas.RefusalOut]:
     _operator(who)
     with rt.db.transaction() as s:
         return ops.refusals(s, peer)
@@ -163,12 +137,8 @@ class ReplayIn(BaseModel):
     )
 
 
-@admin.post(
-    "/dead-letters/replay",
-    response_model=schemas.ReplayOut,
-    summary="重发死信（以新报文编号重新排队）",
-)
-def replay(body: ReplayIn, who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
+@admin.post("/dead-letters/replay", summary="重发死信（以新报文编号重新排队）")
+def replay(body: ReplayIn, who: StaffDep, rt: RuntimeDep) -> schemas.ReplayOut:
     _operator(who)
     with rt.db.transaction() as s:
         made = ops.replay(s, body.peer, body.message_ids)
@@ -188,12 +158,8 @@ def replay(body: ReplayIn, who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
     return {"replayed": len(made), "message_ids": made}
 
 
-@admin.get(
-    "/reconcile",
-    response_model=schemas.ReconcileStateOut,
-    summary="对账状态：各对端按日、按来源的条数与摘要比较",
-)
-def reconcile_state(who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
+@admin.get("/reconcile", summary="对账状态：各对端按日、按来源的条数与摘要比较")
+def reconcile_state(who: StaffDep, rt: RuntimeDep) -> schemas.ReconcileStateOut:
     _operator(who)
     with rt.db.transaction() as s:
         rows = reconcile.state(s)
@@ -201,12 +167,9 @@ def reconcile_state(who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
 
 
 @admin.post(
-    "/reconcile/run",
-    response_model=dict[str, schemas.PeerReconcileOut],
-    response_model_exclude_unset=True,
-    summary="立即对账一次（缺失的记录向对端重新索取）",
+    "/reconcile/run", summary="立即对账一次（缺失的记录向对端重新索取）", response_model_exclude_unset=True
 )
-def reconcile_run(who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
+def reconcile_run(who: StaffDep, rt: RuntimeDep) -> dict[str, schemas.PeerReconcileOut]:
     _operator(who)
     node = _node(rt)
     with http_client(node) as client:

@@ -69,6 +69,9 @@ _RECORD_FIELDS = {
 }
 
 
+# the envelope shop software reads: documented by a model, answered as JSONResponse by the handlers
+ENVELOPED: dict[str, Any] = {"openapi_extra": _ENVELOPE_DOC, "response_model": schemas.NationalOut}
+
 def _ok(**info: Any) -> JSONResponse:
     return JSONResponse({"respInfo": {"code": "1", "message": "成功", **info}})
 
@@ -197,12 +200,7 @@ for _path in ("/time", "/carhealth/time"):
         )
 
 
-@router.post(
-    "/carhealth/register",
-    response_model=schemas.NationalOut,
-    summary="企业注册（兼容格式）",
-    openapi_extra=_ENVELOPE_DOC,
-)
+@router.post("/carhealth/register", summary="企业注册（兼容格式）", **ENVELOPED)
 @_enveloped
 def register(request: Request, rt: RuntimeDep, info: dict[str, Any]) -> JSONResponse:
     password = info.get("companypassword")
@@ -225,12 +223,7 @@ def register(request: Request, rt: RuntimeDep, info: dict[str, Any]) -> JSONResp
     return _ok(companycode=reg.credential.key_id, status="pending", statusname="待审核", message=note)
 
 
-@router.post(
-    "/carhealth/token",
-    response_model=schemas.NationalOut,
-    summary="获取令牌（兼容格式）",
-    openapi_extra=_ENVELOPE_DOC,
-)
+@router.post("/carhealth/token", summary="获取令牌（兼容格式）", **ENVELOPED)
 @_enveloped
 def token(request: Request, rt: RuntimeDep, info: dict[str, Any]) -> JSONResponse:
     code, password = info.get("companycode"), info.get("companypassword")
@@ -240,12 +233,7 @@ def token(request: Request, rt: RuntimeDep, info: dict[str, Any]) -> JSONRespons
     return _ok(access_token=issued["access_token"], expires_at=issued["expires_at"])
 
 
-@router.post(
-    "/carhealth/record",
-    response_model=schemas.NationalOut,
-    summary="上传维修记录（兼容格式）",
-    openapi_extra=_ENVELOPE_DOC,
-)
+@router.post("/carhealth/record", summary="上传维修记录（兼容格式）", **ENVELOPED)
 @_enveloped
 def record(request: Request, rt: RuntimeDep, info: dict[str, Any]) -> JSONResponse:
     tok = info.get("access_token")

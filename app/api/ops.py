@@ -47,12 +47,12 @@ def exposition() -> bytes:
     return generate_latest()
 
 
-@router.get("/healthz", response_model=schemas.HealthOut, summary="存活探针：进程在运行")
-def healthz() -> dict[str, str]:
+@router.get("/healthz", summary="存活探针：进程在运行")
+def healthz() -> schemas.HealthOut:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=schemas.ReadyOut, summary="就绪探针：数据库与对象存储均可达")
+@router.get("/readyz", summary="就绪探针：数据库与对象存储均可达", response_model=schemas.ReadyOut)
 def readyz(request: Request) -> JSONResponse:
     checks: dict[str, bool] = {}
     try:

@@ -2,7 +2,7 @@
 行驶证 photo: the whole history), the car's history, grants, ratings, complaints, notifications."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import Response
@@ -131,7 +131,6 @@ def close_account(body: CloseIn, who: OwnerDep, rt: RuntimeDep) -> None:
 
 @router.post(
     "/vehicles",
-    response_model=schemas.VinOut,
     status_code=201,
     summary="用查询码绑定车辆（仅该企业的记录）",
     description="以维修结算清单上的查询码绑定车辆：可查看**出具该查询码的维修企业**对该车的记录，"
@@ -140,7 +139,7 @@ def close_account(body: CloseIn, who: OwnerDep, rt: RuntimeDep) -> None:
     "车辆过户（新车主完成完整档案认证）后，早于过户上传的维修的查询码不能再用于绑定（QUERY_CODE_SUPERSEDED）。",
     responses={403: {"model": ErrorBody, "description": "QUERY_CODE_INVALID / QUERY_CODE_SUPERSEDED"}},
 )
-def bind_vehicle(body: BindIn, who: OwnerDep, rt: RuntimeDep) -> dict[str, str]:
+def bind_vehicle(body: BindIn, who: OwnerDep, rt: RuntimeDep) -> schemas.VinOut:
     with rt.db.transaction() as s:
         ok = owners.bind_vehicle(s, rt.limiter, rt.codes, who.id, body.vin, body.query_code)
     if not ok:
@@ -241,13 +240,12 @@ def read_notifications(who: OwnerDep, rt: RuntimeDep) -> None:
 
 @router.get(
     "/vehicles/{vin}/history",
-    response_model=schemas.HistoryOut,
     summary="车辆维修档案（一车一档）",
     description="完整档案认证后为该车全部有效维修记录；仅以查询码绑定时只含出具查询码的企业的记录"
     "（full_history 为 false）。均为最新版本，已撤销的不显示，按结算日期倒序。每次查询均记入审计日志。",
     responses={403: {"model": ErrorBody, "description": "VEHICLE_NOT_BOUND"}},
 )
-def history(vin: VinPath, who: OwnerDep, rt: RuntimeDep) -> dict[str, Any]:
+def history(vin: VinPath, who: OwnerDep, rt: RuntimeDep) -> schemas.HistoryOut:
     with rt.db.transaction() as s:
         return ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
 
@@ -296,13 +294,8 @@ def revoke_grant(grant_id: int, who: OwnerDep, rt: RuntimeDep) -> None:
         owners.revoke_grant(s, rt.audit, who, grant_id)
 
 
-@router.get(
-    "/grants",
-    response_model=list[schemas.OwnerGrantOut],
-    summary="我的授权",
-    description="全部授权（含已过期、已撤销），active 表示当前有效。",
-)
-def list_grants(who: OwnerDep, rt: RuntimeDep) -> list[dict[str, Any]]:
+@router.get("/grants", summary="我的授权", description="全部授权（含已过期、已撤销），active 表示当前有效。")
+def list_grants(who: OwnerDep, rt: RuntimeDep) -> list[schemas.OwnerGrantOut]:
     with rt.db.transaction() as s:
         return owners.grants_of_owner(s, who)
 
@@ -328,14 +321,13 @@ class RatingIn(BaseModel):
 
 @router.post(
     "/records/{record_id}/rating",
-    response_model=schemas.RatingIdOut,
     status_code=201,
     summary="评价一次维修",
     description="须已完成该车完整档案认证（FULL_VERIFICATION_REQUIRED：仅凭查询码不能评价，以防维修企业"
     "用自己的查询码给自己刷好评）。每次维修只能评价一次（RATING_EXISTS），须在结算后规定天数内"
     "（RATING_WINDOW_CLOSED）。",
 )
-def rate_repair(record_id: RecordId, body: RatingIn, who: OwnerDep, rt: RuntimeDep) -> dict[str, int]:
+def rate_repair(record_id: RecordId, body: RatingIn, who: OwnerDep, rt: RuntimeDep) -> schemas.RatingIdOut:
     scores = ratings.Scores(**body.model_dump(exclude={"comment"}))
     with rt.db.transaction() as s:
         rid = ratings.rate(s, who, record_id, scores, body.comment, rt.settings.rating_window_days)
@@ -350,12 +342,11 @@ class ComplaintIn(BaseModel):
 
 @router.post(
     "/complaints",
-    response_model=schemas.ComplaintIdOut,
     status_code=201,
     summary="投诉一次维修",
     description="可投诉本人能查看的维修记录（含以查询码绑定的企业的记录），由维修企业所在地监管部门受理。",
 )
-def file_complaint(body: ComplaintIn, who: OwnerDep, rt: RuntimeDep) -> dict[str, int]:
+def file_complaint(body: ComplaintIn, who: OwnerDep, rt: RuntimeDep) -> schemas.ComplaintIdOut:
     with rt.db.transaction() as s:
         cid = complaints.file(
             s, who, body.record_id, body.title, body.content, rt.settings.complaint_deadline_days
@@ -363,21 +354,20 @@ def file_complaint(body: ComplaintIn, who: OwnerDep, rt: RuntimeDep) -> dict[str
     return {"complaint_id": cid}
 
 
-@router.get("/complaints", response_model=list[schemas.ComplaintOut], summary="我的投诉及办理状态")
-def my_complaints(who: OwnerDep, rt: RuntimeDep) -> list[dict[str, Any]]:
+@router.get("/complaints", summary="我的投诉及办理状态")
+def my_complaints(who: OwnerDep, rt: RuntimeDep) -> list[schemas.ComplaintOut]:
     with rt.db.transaction() as s:
         return complaints.of_owner(s, who)
 
 
-@router.get("/complaints/{complaint_id}", response_model=schemas.ComplaintOut, summary="投诉详情")
-def my_complaint(complaint_id: RecordId, who: OwnerDep, rt: RuntimeDep) -> dict[str, Any]:
+@router.get("/complaints/{complaint_id}", summary="投诉详情")
+def my_complaint(complaint_id: RecordId, who: OwnerDep, rt: RuntimeDep) -> schemas.ComplaintOut:
     with rt.db.transaction() as s:
         return complaints.get(s, who, complaint_id)
 
 
 @router.post(
     "/claims",
-    response_model=schemas.ClaimIdOut,
     status_code=201,
     summary="以行驶证照片申请完整档案认证",
     description="车辆登记信息核验未开通、不可用或不符时的人工途径：上传行驶证照片（JPEG/PNG），由车辆号牌"
@@ -389,7 +379,7 @@ def submit_claim(
     vin: Annotated[str, Form(max_length=17)],
     plate_no: Annotated[str, Form(max_length=10)],
     photo: Annotated[UploadFile, File(description="行驶证照片")],
-) -> dict[str, int]:
+) -> schemas.ClaimIdOut:
     data = photo.file.read(rt.settings.max_attachment_bytes + 1)
     with rt.db.transaction() as s:
         cid = claims.submit(
@@ -398,7 +388,7 @@ def submit_claim(
     return {"claim_id": cid}
 
 
-@router.get("/claims", response_model=list[schemas.ClaimOut], summary="我的认证申请")
-def my_claims(who: OwnerDep, rt: RuntimeDep) -> list[dict[str, Any]]:
+@router.get("/claims", summary="我的认证申请")
+def my_claims(who: OwnerDep, rt: RuntimeDep) -> list[schemas.ClaimOut]:
     with rt.db.transaction() as s:
         return claims.of_owner(s, who)

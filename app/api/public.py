@@ -1,6 +1,6 @@
 """Public API: the enterprise directory and published notices. No login, no personal data."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
@@ -17,7 +17,6 @@ UsccPath = Annotated[str, Path(pattern=r"^[0-9A-Z]{18}$", description="统一社
 
 @router.get(
     "/enterprises",
-    response_model=schemas.DirectoryPageOut,
     summary="查找维修企业",
     description="按名称、地区（行政区划代码，含下级）、经营类别、经营范围查找；按综合评分排序，每页 20 条。",
 )
@@ -28,41 +27,36 @@ def search_enterprises(
     category: Annotated[str | None, Query(max_length=4, description="经营类别代码")] = None,
     scope: Annotated[str | None, Query(max_length=100, description="经营范围（包含）")] = None,
     page: Annotated[int, Query(ge=1, le=10000)] = 1,
-) -> dict[str, Any]:
+) -> schemas.DirectoryPageOut:
     with rt.db.transaction() as s:
         return directory.search(s, directory.SearchQuery(name, region, category, scope, page))
 
 
 @router.get(
     "/enterprises/{uscc}",
-    response_model=schemas.EnterpriseProfileOut,
     summary="维修企业公开信息",
     description=(
         "基本信息与资质、各项评价平均分与评价数、在同地区同类别企业中的排名、最近评价。"
         "不含联系人等个人信息。"
     ),
 )
-def public_enterprise(uscc: UsccPath, rt: RuntimeDep) -> dict[str, Any]:
+def public_enterprise(uscc: UsccPath, rt: RuntimeDep) -> schemas.EnterpriseProfileOut:
     with rt.db.transaction() as s:
         return directory.profile(s, uscc)
 
 
-@router.get(
-    "/notices",
-    response_model=schemas.NoticePageOut,
-    summary="通知公告、政策法规、标准规范、技术信息",
-)
+@router.get("/notices", summary="通知公告、政策法规、标准规范、技术信息")
 def list_notices(
     rt: RuntimeDep,
     kind: Annotated[str | None, Query(description="notice / policy / standard / technical")] = None,
     page: Annotated[int, Query(ge=1, le=10000)] = 1,
-) -> dict[str, Any]:
+) -> schemas.NoticePageOut:
     with rt.db.transaction() as s:
         return notices.listing(s, kind, page)
 
 
-@router.get("/notices/{notice_id}", response_model=schemas.NoticeOut, summary="信息详情（含附件列表）")
-def get_notice(notice_id: Annotated[int, Path(ge=1, le=2**63 - 1)], rt: RuntimeDep) -> dict[str, Any]:
+@router.get("/notices/{notice_id}", summary="信息详情（含附件列表）")
+def get_notice(notice_id: Annotated[int, Path(ge=1, le=2**63 - 1)], rt: RuntimeDep) -> schemas.NoticeOut:
     with rt.db.transaction() as s:
         return notices.detail(s, notice_id)
 

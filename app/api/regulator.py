@@ -2,7 +2,7 @@
 and 行驶证 claims. Everything is scoped to the regulator's region and the sensitive reads are audited."""
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import Response
@@ -23,18 +23,16 @@ UsccPath = Annotated[str, Path(pattern=r"^[0-9A-Z]{18}$", description="统一社
 
 @router.get(
     "/vehicles/{vin}/history",
-    response_model=schemas.HistoryOut,
     summary="车辆维修档案（仅本辖区企业的记录）",
     description="只返回管辖区域内企业的维修记录；每次查询均记入审计日志。",
 )
-def history(vin: VinPath, who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
+def history(vin: VinPath, who: StaffDep, rt: RuntimeDep) -> schemas.HistoryOut:
     with rt.db.transaction() as s:
         return ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
 
 
 @router.get(
     "/enterprises",
-    response_model=list[schemas.EnterpriseReviewOut],
     summary="本辖区待审核（或其他状态）的企业",
     description="默认列出待审核（pending）的自行注册企业，附道路运政许可名册中该统一社会信用代码的记录（如有）。",
 )
@@ -42,7 +40,7 @@ def enterprises_for_review(
     who: StaffDep,
     rt: RuntimeDep,
     status: Annotated[str, Query(pattern="^(pending|active|refused|suspended)$")] = "pending",
-) -> list[dict[str, Any]]:
+) -> list[schemas.EnterpriseReviewOut]:
     with rt.db.transaction() as s:
         return enterprises.for_review(s, who, status)
 
@@ -54,25 +52,20 @@ class EnterpriseReviewIn(BaseModel):
 
 @router.post(
     "/enterprises/{uscc}/review",
-    response_model=schemas.StatusOut,
     summary="审核自行注册的企业（通过 / 不通过）",
     description="仅限本辖区的企业（REGION_FORBIDDEN）；不通过须填写原因（REASON_REQUIRED）；"
     "只能审核待审核或未通过的企业（ENTERPRISE_STATE）。每次审核记入审计日志。",
 )
 def review_enterprise(
     uscc: UsccPath, body: EnterpriseReviewIn, who: StaffDep, rt: RuntimeDep
-) -> dict[str, str]:
+) -> schemas.StatusOut:
     with rt.db.transaction() as s:
         status = enterprises.review(s, rt.audit, who, uscc, body.approve, body.reason)
     return {"status": status}
 
 
-@router.get(
-    "/enterprises/{uscc}",
-    response_model=schemas.EnterpriseDetailOut,
-    summary="企业详情（含联系人，仅本辖区）",
-)
-def enterprise(uscc: UsccPath, who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
+@router.get("/enterprises/{uscc}", summary="企业详情（含联系人，仅本辖区）")
+def enterprise(uscc: UsccPath, who: StaffDep, rt: RuntimeDep) -> schemas.EnterpriseDetailOut:
     with rt.db.transaction() as s:
         return ReadService(s, rt.crypto, rt.audit).enterprise_detail(who, uscc)
 
@@ -80,24 +73,19 @@ def enterprise(uscc: UsccPath, who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
 ItemId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-@router.get(
-    "/complaints",
-    response_model=list[schemas.ComplaintOut],
-    summary="本辖区投诉",
-    description="可按状态筛选；overdue=true 只列超期未答复的。",
-)
+@router.get("/complaints", summary="本辖区投诉", description="可按状态筛选；overdue=true 只列超期未答复的。")
 def region_complaints(
     who: StaffDep,
     rt: RuntimeDep,
     status: Annotated[str | None, Query(pattern="^(submitted|accepted|assigned|responded|closed)$")] = None,
     overdue: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[schemas.ComplaintOut]:
     with rt.db.transaction() as s:
         return complaints.of_region(s, who, status, overdue)
 
 
-@router.get("/complaints/{complaint_id}", response_model=schemas.ComplaintOut, summary="投诉详情")
-def get_complaint(complaint_id: ItemId, who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
+@router.get("/complaints/{complaint_id}", summary="投诉详情")
+def get_complaint(complaint_id: ItemId, who: StaffDep, rt: RuntimeDep) -> schemas.ComplaintOut:
     with rt.db.transaction() as s:
         return complaints.get(s, who, complaint_id)
 
@@ -138,8 +126,8 @@ def close_complaint(complaint_id: ItemId, body: CloseIn, who: StaffDep, rt: Runt
         complaints.close(s, rt.audit, who, complaint_id, body.note)
 
 
-@router.get("/regulators", response_model=list[schemas.RegulatorOut], summary="可指派的本辖区监管人员")
-def assignable(who: StaffDep, rt: RuntimeDep) -> list[dict[str, Any]]:
+@router.get("/regulators", summary="可指派的本辖区监管人员")
+def assignable(who: StaffDep, rt: RuntimeDep) -> list[schemas.RegulatorOut]:
     with rt.db.transaction() as s:
         require(who, Perm.COMPLAINT_HANDLE)
         assert who.region_code is not None
@@ -161,13 +149,12 @@ RegionQ = Annotated[str | None, Query(pattern=r"^\d{6}$", description="本辖区
 
 @router.get(
     "/statistics",
-    response_model=schemas.StatisticsOut,
     summary="本辖区统计",
     description="维修量（按地区、企业、品牌、维修类别）、配件使用、评价、投诉、上传情况。见 docs/api.md。",
 )
 def statistics_api(
     who: StaffDep, rt: RuntimeDep, start: StartQ, end: EndQ, region: RegionQ = None
-) -> dict[str, Any]:
+) -> schemas.StatisticsOut:
     with rt.db.transaction() as s:
         return statistics.compute(s, who, statistics.Period(start, end), region)
 
@@ -192,12 +179,7 @@ def statistics_export(
         return http.export_response(s, rt, who, statistics.Period(start, end), region, format, table)
 
 
-@router.post(
-    "/notices",
-    response_model=schemas.NoticeIdOut,
-    status_code=201,
-    summary="发布通知公告、政策法规、标准规范、技术信息（可带附件）",
-)
+@router.post("/notices", status_code=201, summary="发布通知公告、政策法规、标准规范、技术信息（可带附件）")
 def publish_notice(
     who: StaffDep,
     rt: RuntimeDep,
@@ -205,7 +187,7 @@ def publish_notice(
     title: Annotated[str, Form(max_length=200)],
     body: Annotated[str, Form(max_length=20000)],
     files: Annotated[list[UploadFile] | None, File(description="附件（PDF、PNG、JPEG）")] = None,
-) -> dict[str, int]:
+) -> schemas.NoticeIdOut:
     uploaded = http.read_uploads(files or [], rt.settings.max_attachment_bytes)
     with rt.db.transaction() as s:
         nid = notices.publish(
@@ -214,8 +196,8 @@ def publish_notice(
     return {"notice_id": nid}
 
 
-@router.get("/claims", response_model=list[schemas.ClaimOut], summary="待审核的行驶证认证申请（本辖区）")
-def pending_claims(who: StaffDep, rt: RuntimeDep) -> list[dict[str, Any]]:
+@router.get("/claims", summary="待审核的行驶证认证申请（本辖区）")
+def pending_claims(who: StaffDep, rt: RuntimeDep) -> list[schemas.ClaimOut]:
     with rt.db.transaction() as s:
         return claims.pending(s, who)
 

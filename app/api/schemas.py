@@ -213,7 +213,9 @@ class EnterpriseDetailOut(Out):
     contact_phone: str | None
 
 
-class DirectoryItemOut(Out):
+class EnterprisePublicOut(Out):
+    """What anyone may see of an enterprise (no contacts: they are people's data)."""
+
     uscc: str
     name: str
     licence_no: str | None
@@ -224,6 +226,9 @@ class DirectoryItemOut(Out):
     region_name: str
     address: str | None
     status: str
+
+
+class DirectoryItemOut(EnterprisePublicOut):
     rating_count: int
     rating_overall: float | None
 
@@ -257,17 +262,7 @@ class RecentRatingOut(Out):
     reply: str | None
 
 
-class EnterpriseProfileOut(Out):
-    uscc: str
-    name: str
-    licence_no: str | None
-    category: str | None
-    category_name: str | None
-    business_scope: str | None
-    region_code: str
-    region_name: str
-    address: str | None
-    status: str
+class EnterpriseProfileOut(EnterprisePublicOut):
     ratings: RatingSummaryOut
     standing: StandingOut
     recent_ratings: list[RecentRatingOut]

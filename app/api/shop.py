@@ -50,39 +50,30 @@ def logout(who: ShopDep, rt: RuntimeDep) -> None:
         shops.logout(s, rt.audit, who)
 
 
-@router.get(
-    "/uploads",
-    response_model=list[schemas.ShopUploadOut],
-    summary="本企业上传的记录（最新在前，含版本数即更正次数）",
-)
-def uploads(who: ShopDep, rt: RuntimeDep) -> list[dict[str, Any]]:
+@router.get("/uploads", summary="本企业上传的记录（最新在前，含版本数即更正次数）")
+def uploads(who: ShopDep, rt: RuntimeDep) -> list[schemas.ShopUploadOut]:
     with rt.db.transaction() as s:
         return shops.uploads(s, who)
 
 
-@router.get("/rejections", response_model=list[schemas.ShopRejectionOut], summary="被拒收的上传及其错误")
-def rejections(who: ShopDep, rt: RuntimeDep) -> list[dict[str, Any]]:
+@router.get("/rejections", summary="被拒收的上传及其错误")
+def rejections(who: ShopDep, rt: RuntimeDep) -> list[schemas.ShopRejectionOut]:
     with rt.db.transaction() as s:
         return shops.rejections(s, who)
 
 
-@router.get(
-    "/records/{record_id}",
-    response_model=schemas.ShopRecordOut,
-    summary="一条记录的全部版本（上传、更正、撤销）",
-)
-def record(record_id: ItemId, who: ShopDep, rt: RuntimeDep) -> dict[str, Any]:
+@router.get("/records/{record_id}", summary="一条记录的全部版本（上传、更正、撤销）")
+def record(record_id: ItemId, who: ShopDep, rt: RuntimeDep) -> schemas.ShopRecordOut:
     with rt.db.transaction() as s:
         return shops.record_versions(s, who, record_id)
 
 
 @router.get(
     "/records/{record_id}/correction",
-    response_model=schemas.CorrectionBodyOut,
     summary="更正用的记录内容",
     description="该记录最近一次上传的内容，格式即上传请求体，修改后提交到 POST /api/v1/shop/corrections。",
 )
-def correction_body(record_id: ItemId, who: ShopDep, rt: RuntimeDep) -> dict[str, Any]:
+def correction_body(record_id: ItemId, who: ShopDep, rt: RuntimeDep) -> schemas.CorrectionBodyOut:
     with rt.db.transaction() as s:
         return corrections.latest_body(s, who, record_id)
 
@@ -106,8 +97,8 @@ def submit_correction(body: dict[str, Any], who: ShopDep, rt: RuntimeDep) -> Cor
     return CorrectedOut(record_id=done.record_id, outcome=done.outcome, version=done.version)
 
 
-@router.get("/ratings", response_model=list[schemas.ShopRatingOut], summary="本企业收到的评价")
-def my_ratings(who: ShopDep, rt: RuntimeDep) -> list[dict[str, Any]]:
+@router.get("/ratings", summary="本企业收到的评价")
+def my_ratings(who: ShopDep, rt: RuntimeDep) -> list[schemas.ShopRatingOut]:
     assert who.enterprise_id is not None
     with rt.db.transaction() as s:
         return [
@@ -133,8 +124,8 @@ def reply_rating(rating_id: ItemId, body: ReplyIn, who: ShopDep, rt: RuntimeDep)
         ratings.reply(s, who, rating_id, body.text)
 
 
-@router.get("/complaints", response_model=list[schemas.ComplaintOut], summary="针对本企业的投诉")
-def my_complaints(who: ShopDep, rt: RuntimeDep) -> list[dict[str, Any]]:
+@router.get("/complaints", summary="针对本企业的投诉")
+def my_complaints(who: ShopDep, rt: RuntimeDep) -> list[schemas.ComplaintOut]:
     with rt.db.transaction() as s:
         return complaints.of_enterprise(s, who)
 
@@ -145,18 +136,17 @@ def reply_complaint(complaint_id: ItemId, body: ReplyIn, who: ShopDep, rt: Runti
         complaints.enterprise_reply(s, who, complaint_id, body.text)
 
 
-@router.get("/shared", response_model=list[schemas.SharedVehicleOut], summary="车主授权本企业查看的车辆")
-def shared(who: ShopDep, rt: RuntimeDep) -> list[dict[str, Any]]:
+@router.get("/shared", summary="车主授权本企业查看的车辆")
+def shared(who: ShopDep, rt: RuntimeDep) -> list[schemas.SharedVehicleOut]:
     with rt.db.transaction() as s:
         return shops.shared_with(s, who)
 
 
 @router.get(
     "/shared/{vin}/history",
-    response_model=schemas.HistoryOut,
     summary="已授权车辆的维修档案",
     description="其他企业的名称和代码不显示；每次查看均记入审计日志。",
 )
-def shared_history(vin: VinPath, who: ShopDep, rt: RuntimeDep) -> dict[str, Any]:
+def shared_history(vin: VinPath, who: ShopDep, rt: RuntimeDep) -> schemas.HistoryOut:
     with rt.db.transaction() as s:
         return ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)

@@ -199,12 +199,8 @@ def assign_role(staff_id: int, body: RoleIn, who: StaffDep, rt: RuntimeDep) -> N
         staff.assign_role(s, rt.audit, who, staff_id, body.role, body.region_code)
 
 
-@admin.post(
-    "/staff/{staff_id}/sessions/revoke",
-    response_model=schemas.RevokedOut,
-    summary="注销该账户全部会话（安全管理员）",
-)
-def revoke_sessions(staff_id: int, who: StaffDep, rt: RuntimeDep) -> dict[str, int]:
+@admin.post("/staff/{staff_id}/sessions/revoke", summary="注销该账户全部会话（安全管理员）")
+def revoke_sessions(staff_id: int, who: StaffDep, rt: RuntimeDep) -> schemas.RevokedOut:
     with rt.db.transaction() as s:
         return {"revoked": staff.revoke_sessions(s, rt.audit, who, staff_id)}
 
@@ -249,8 +245,8 @@ def audit_events(
         return [EventOut.model_validate(r, from_attributes=True) for r in rows]
 
 
-@admin.get("/audit/verify", response_model=schemas.AuditVerifyOut, summary="校验审计日志哈希链（审计管理员）")
-def audit_verify(who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
+@admin.get("/audit/verify", summary="校验审计日志哈希链（审计管理员）")
+def audit_verify(who: StaffDep, rt: RuntimeDep) -> schemas.AuditVerifyOut:
     with rt.db.transaction() as s:
         require(who, Perm.AUDIT_READ)
         try:

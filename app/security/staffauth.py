@@ -358,17 +358,9 @@ class StaffAuth:
             .values(revoked_at=now())
         )
         if who is not None:
-            self.audit.record(
-                session,
-                Event(
-                    who.actor_kind,
-                    str(who.id),
-                    "staff.logout",
-                    f"staff:{who.id}",
-                    request_id=who.request_id,
-                    client_ip=who.client_ip,
-                ),
-            )
+            ended = Event(who.actor_kind, str(who.id), "staff.logout", f"staff:{who.id}",
+                          request_id=who.request_id, client_ip=who.client_ip)  # fmt: skip
+            self.audit.record(session, ended)
 
 
 def revoke_all(session: Session, staff_id: int) -> int:
