@@ -73,17 +73,10 @@ class Ctx:
         ).strip()
         if len(shown) > EVIDENCE_CHARS:
             shown = shown[:EVIDENCE_CHARS] + " …"
+        evidence = f"$ {command}\n{shown}".strip()
+        status = "pass" if ok else "fail"
         self.findings.append(
-            Finding(
-                check,
-                clause,
-                requirement,
-                str(expected),
-                str(observed),
-                "pass" if ok else "fail",
-                f"$ {command}\n{shown}".strip(),
-                self.where,
-            )
+            Finding(check, clause, requirement, str(expected), str(observed), status, evidence, self.where)
         )
 
     def unit(self, check: str, clause: str, requirement: str, unit: str, want: str = "active") -> None:
@@ -95,16 +88,6 @@ class Ctx:
     def not_in_container(self, check: str, clause: str, requirement: str, expected: object) -> None:
         """A check that needs the host's own kernel, on a container: n/a (resolved later to where it
         was verified instead, if anywhere)."""
-        self.findings.append(
-            Finding(
-                check,
-                clause,
-                requirement,
-                str(expected),
-                "—",
-                "na",
-                "shares the controller's kernel: auditd, kernel.*/fs.* sysctls and "
-                "module loading are not the container's",
-                CONTAINER_NA,
-            )
-        )
+        why = ("shares the controller's kernel: auditd, kernel.*/fs.* sysctls and "
+               "module loading are not the container's")  # fmt: skip
+        self.findings.append(Finding(check, clause, requirement, str(expected), "—", "na", why, CONTAINER_NA))
