@@ -164,71 +164,81 @@ def _text(lines: list[str]) -> str:
 
 
 def read_role(role_dir: Path) -> list[Group]:
-    """The groups and variables of one role's defaults file, by the convention above."""
+    """The groups and variables of one role's defaults file, by the convention above.
+
+    Raises InterfaceError listing every variable that breaks the convention (file: variable: what).
+    """
     path = role_dir / "defaults/main.yml"
-    rel = path.relative_to(REPO)
+    rel = path.relative_to(REPO) if path.is_relative_to(REPO) else path
     text = path.read_text(encoding="utf-8")
     data = _yaml().load(text) or {}
     lines = text.splitlines()
-    keys = list(data)
-    key_lines = [data.lc.key(k)[0] for k in keys]
+    key_lines = [data.lc.key(k)[0] for k in data]
     groups = [Group("")]
-    seen_first_prose = False
-    for n, (name, line) in enumerate(zip(keys, key_lines, strict=True)):
-        where = f"{rel}: {name}"
-        prev_end = key_lines[n - 1] + 1 if n else 0
-        blocks = _blocks(lines, prev_end, line)
-        own = [b for b in blocks if b[1] == line - 1]
-        for first, last in blocks:  # titles and prose before the description
-            block = lines[first:last + 1]
-            is_own = own and (first, last) == own[0]
-            rest: list[str] = []
-            for raw in block:
-                t = TITLE.match(raw.lstrip("#").strip())
-                if t and raw.lstrip("#").strip().startswith("---"):
-                    groups.append(Group(t.group(1)))
-                    rest = []
-                else:
-                    rest.append(raw)
-            if is_own:
-                own = [(last - len(rest) + 1, last)] if rest else []
-            elif rest:
-                if n == 0 and not seen_first_prose and len(groups) == 1:
-                    seen_first_prose = True  # the role's summary at the top of the file
-                else:
-                    groups[-1].intro = (groups[-1].intro + " " + _text(rest)).strip()
-        if not own:
-            raise InterfaceError(f"{where}: no description: write one comment block directly above it "
-                                 "(no blank line between; one variable, one comment)")
-        desc_lines, notes = [], {}
-        for raw in lines[own[0][0]:own[0][1] + 1]:
-            body = raw.lstrip("#").strip()
-            m = ANNOTATION.match(body)
-            if m and (m.group(1) == "required" and not m.group(2) or ":" in body.split()[0]):
-                notes[m.group(1)] = m.group(2).strip()
-            else:
-                desc_lines.append(raw)
-        description = _text(desc_lines)
-        if not description:
-            raise InterfaceError(f"{where}: its comment has annotations but no description")
-        value = data[name]
-        if "type" in notes:
-            kind, elements = _parse_type(where, notes["type"])
-            if kind == "list" and elements is None and isinstance(value, list) and value:
-                elements = _infer(where, value)[1]
-        else:
-            kind, elements = _infer(where, value)
-        var = Variable(name, _plain(value), description, kind, elements, group=groups[-1].title)
-        if "choices" in notes:
-            var.choices = [c.strip() for c in notes["choices"].split(",") if c.strip()]
-        var.required = "required" in notes
-        if "entry" in notes:
-            var.entries = [e.strip() for e in notes["entry"].split(",") if e.strip()]
-            for entry in var.entries:
-                if entry != "main" and not (role_dir / "tasks" / f"{entry}.yml").is_file():
-                    raise InterfaceError(f"{where}: entry point {entry!r}: no tasks/{entry}.yml")
-        groups[-1].variables.append(var)
+    errors: list[str] = []
+    for n, (name, line) in enumerate(zip(data, key_lines, strict=True)):
+        try:
+            start = key_lines[n - 1] + 1 if n else 0
+            var = _read_variable(role_dir, f"{rel}: {name}", name, data[name], lines, start, line, groups)
+            groups[-1].variables.append(var)
+        except InterfaceError as e:
+            errors.append(str(e))
+    if errors:
+        raise InterfaceError("\n".join(errors))
     return [g for g in groups if g.variables]
+
+
+def _read_variable(role_dir: Path, where: str, name: str, value: Any, lines: list[str], start: int, line: int,
+                   groups: list[Group]) -> Variable:
+    """The variable on `line`, from the comment blocks since the previous one (`start`).
+
+    A title line starts a new group (appended to `groups`); a block not directly above the variable
+    is prose: the group's intro, or the role's summary at the top of the file (dropped).
+    """
+    own: tuple[int, int] | None = None
+    for first, last in _blocks(lines, start, line):
+        rest: list[str] = []
+        for raw in lines[first:last + 1]:
+            body = raw.lstrip("#").strip()
+            if body.startswith("---"):
+                groups.append(Group(TITLE.match(body).group(1)))  # type: ignore[union-attr]
+                rest = []
+            else:
+                rest.append(raw)
+        if last == line - 1:
+            own = (last - len(rest) + 1, last) if rest else None
+        elif rest and (start > 0 or len(groups) > 1):
+            groups[-1].intro = (groups[-1].intro + " " + _text(rest)).strip()
+    if own is None:
+        raise InterfaceError(f"{where}: no description: write one comment block directly above it "
+                             "(no blank line between; one variable, one comment)")
+    desc_lines, notes = [], {}
+    for raw in lines[own[0]:own[1] + 1]:
+        body = raw.lstrip("#").strip()
+        m = ANNOTATION.match(body)
+        if m and (m.group(1) == "required" and not m.group(2) or ":" in body.split()[0]):
+            notes[m.group(1)] = m.group(2).strip()
+        else:
+            desc_lines.append(raw)
+    description = _text(desc_lines)
+    if not description:
+        raise InterfaceError(f"{where}: its comment has annotations but no description")
+    if "type" in notes:
+        kind, elements = _parse_type(where, notes["type"])
+        if kind == "list" and elements is None and isinstance(value, list) and value:
+            elements = _infer(where, value)[1]
+    else:
+        kind, elements = _infer(where, value)
+    var = Variable(name, _plain(value), description, kind, elements, group=groups[-1].title)
+    if "choices" in notes:
+        var.choices = [c.strip() for c in notes["choices"].split(",") if c.strip()]
+    var.required = "required" in notes
+    if "entry" in notes:
+        var.entries = [e.strip() for e in notes["entry"].split(",") if e.strip()]
+        for entry in var.entries:
+            if entry != "main" and not (role_dir / "tasks" / f"{entry}.yml").is_file():
+                raise InterfaceError(f"{where}: entry point {entry!r}: no tasks/{entry}.yml")
+    return var
 
 
 # --- argument_specs.yml ---------------------------------------------------------------------------
