@@ -79,7 +79,7 @@ def test_specs_are_typed_with_defaults(role):
     for entry, spec in specs["argument_specs"].items():
         assert spec.get("short_description"), f"{role}/{entry}: no short_description"
         if entry != "main":
-            assert (ROLES / role / "tasks" / f"{entry}.yml").is_file(), f"{role}: entry {entry}: no tasks file"
+            assert (ROLES / role / "tasks" / f"{entry}.yml").is_file(), f"{role}: {entry}: no tasks file"
         for name, opt in (spec.get("options") or {}).items():
             assert opt["type"] != "raw", f"{role}/{entry}: {name} is raw"
             assert ("default" in opt) != bool(opt.get("required")), f"{role}/{entry}: {name}"
@@ -93,7 +93,8 @@ def test_annotation_errors_name_the_variable(tmp_path):
     (role / "defaults/main.yml").write_text("---\n# Documented.\ndemo_a: 1\ndemo_b: \"{{ x }}\"\n")
     with pytest.raises(role_interface.InterfaceError, match="demo_b: no description"):
         role_interface.read_role(role)
-    (role / "defaults/main.yml").write_text("---\n# Documented.\ndemo_a: 1\n# Templated.\ndemo_b: \"{{ x }}\"\n")
+    (role / "defaults/main.yml").write_text("---\n# Documented.\ndemo_a: 1\n# Templated.\n"
+                                            "demo_b: \"{{ x }}\"\n")
     with pytest.raises(role_interface.InterfaceError, match="demo_b: templated value"):
         role_interface.read_role(role)
 
@@ -117,7 +118,8 @@ def _includes(tasks: list[Any]) -> Iterator[dict[str, Any]]:
     for task in tasks or []:
         if not isinstance(task, dict):
             continue
-        for key in ("ansible.builtin.include_role", "ansible.builtin.import_role", "include_role", "import_role"):
+        for key in ("include_role", "import_role"):
+            key = key if key in task else f"ansible.builtin.{key}"
             if key in task:
                 yield {**task[key], "_vars": task.get("vars") or {}}
         for key in ("block", "rescue", "always"):
@@ -156,7 +158,8 @@ def uses(loader) -> list[Use]:
 
 def _lab_inventories(tmp: Path) -> Iterator[tuple[str, Path, str | None]]:
     for profile in available_profiles():
-        path = inventory.write(load_profile(profile), tmp / "key", tmp / "known_hosts", tmp / f"lab-{profile}")
+        path = inventory.write(load_profile(profile), tmp / "key", tmp / "known_hosts",
+                               tmp / f"lab-{profile}")
         yield f"lab {profile}", path, None
 
 
@@ -189,10 +192,12 @@ def _validate_inventory(name: str, path: Path, vault_password: str | None, secre
             VaultSecretsContext.initialize(VaultSecretsContext(secrets))
     inv = InventoryManager(loader=loader, sources=[str(path)])
     manager = VariableManager(loader=loader, inventory=inv)
-    manager._hostvars = HostVars(inventory=inv, variable_manager=manager, loader=loader)  # as a playbook run does
+    # As a playbook run does, so `hostvars[...]` resolves.
+    manager._hostvars = HostVars(inventory=inv, variable_manager=manager, loader=loader)
     specs = {r: loader.load_from_file(str(ROLES / r / "meta/argument_specs.yml"))["argument_specs"]
              for r in ROLE_NAMES}
-    defaults = {r: loader.load_from_file(str(ROLES / r / "defaults/main.yml"), trusted_as_template=True) or {} for r in ROLE_NAMES}
+    defaults = {r: loader.load_from_file(str(ROLES / r / "defaults/main.yml"), trusted_as_template=True) or {}
+                for r in ROLE_NAMES}
     role_vars = {r: (loader.load_from_file(str(ROLES / r / "vars/main.yml"), trusted_as_template=True) or {})
                  if (ROLES / r / "vars/main.yml").is_file() else {} for r in ROLE_NAMES}
     known = {v for r in ROLE_NAMES for v in defaults[r]}
@@ -207,7 +212,9 @@ def _validate_inventory(name: str, path: Path, vault_password: str | None, secre
             if host.name not in host_vars_cache:
                 host_vars_cache[host.name] = manager.get_vars(host=host)
             caller = {**defaults[use.caller], **role_vars[use.caller]} if use.caller else {}
-            variables = {**caller, **defaults[use.role], **host_vars_cache[host.name], **role_vars[use.role], **use.vars,
+            # Precedence as in a run: role defaults < inventory < role vars < play and include vars.
+            variables = {**caller, **defaults[use.role], **host_vars_cache[host.name], **role_vars[use.role],
+                         **use.vars,
                          "ansible_facts": FACTS, "playbook_dir": str(PLAYBOOKS),
                          # The password lookups write generated secrets here, not under /var/lib/pbox.
                          "pbox_secrets_dir": str(secrets_dir)}
