@@ -7,7 +7,7 @@ written by hand). `--check` writes nothing and exits 1 listing every file that d
 
     python scripts/role_interface.py [--check] [role ...]
 
-The convention in defaults/main.yml (docs/roles.md, "角色接口"):
+The convention in defaults/main.yml (also in docs/deployment-modes.md, "角色变量"):
 
 - Every variable has exactly one comment block directly above it (no blank line between): its
   description. A comment is never shared: two variables, two comments.
