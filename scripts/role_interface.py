@@ -322,6 +322,7 @@ def _default_cell(var: Variable) -> str:
         buf = io.StringIO()
         y = YAML(typ="safe", pure=True)
         y.default_flow_style = True
+        y.sort_base_mapping_type_on_output = False  # type: ignore[attr-defined]
         y.width = 10_000
         y.allow_unicode = True
         y.dump(var.value, buf)
