@@ -170,6 +170,9 @@ def _init_inventories(tmp: Path) -> Iterator[tuple[str, Path, str | None]]:
         yield f"pbox init {mode}", written.output, written.vault_password_file.read_text().strip()
 
 
+_plugins_ready: list[bool] = []
+
+
 def _validate_inventory(name: str, path: Path, vault_password: str | None, secrets_dir: Path) -> list[str]:
     from ansible.errors import AnsibleError, AnsibleUndefinedVariable
     from ansible.inventory.manager import InventoryManager
@@ -181,9 +184,11 @@ def _validate_inventory(name: str, path: Path, vault_password: str | None, secre
     from ansible.vars.hostvars import HostVars
     from ansible.vars.manager import VariableManager
 
-    init_plugin_loader()
-    for role_dir in ROLES.iterdir():
-        add_all_plugin_dirs(str(role_dir))  # the roles' own filters (pbox_firewall_rules, ...)
+    if not _plugins_ready:  # what the CLI does once per process
+        init_plugin_loader()
+        for role_dir in ROLES.iterdir():
+            add_all_plugin_dirs(str(role_dir))  # the roles' own filters (pbox_firewall_rules, ...)
+        _plugins_ready.append(True)
     loader = DataLoader()
     if vault_password:
         secrets = [("default", VaultSecret(vault_password.encode()))]
