@@ -65,7 +65,8 @@ def bootstrap(role: Role, username: str, password: str) -> staff.NewStaff:
     settings = get_settings()
     audit = audit_log(settings)
     return in_one_transaction(settings, lambda session: staff.bootstrap(
-        session, field_cipher(settings), audit, settings.staff_password_min_length, username, password, role))
+        session, field_cipher(settings), audit, settings.staff_password_min_length, username, password, role,
+        settings.staff_otp_algorithm))
 
 
 def import_roster(path: Path) -> int:
