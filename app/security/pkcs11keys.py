@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import pkcs11
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
-from pkcs11.exceptions import PKCS11Error
+from pkcs11.exceptions import PKCS11Error, UserAlreadyLoggedIn
 from pkcs11.mechanisms import GCMParams
 from pkcs11.util.ec import encode_named_curve_parameters
 
@@ -48,8 +48,9 @@ def mechanism(name: str) -> int:
 
 
 class Module:
-    """One logged-in session with the token, shared by the process's threads under a lock (a
-    PKCS#11 session runs one operation at a time)."""
+    """One session with the token, shared by the process's threads under a lock (a PKCS#11 session
+    runs one operation at a time). The login is the process's (PKCS#11 logs in an application, not a
+    session): a second session finds it logged in already."""
 
     def __init__(self, settings: Settings, rw: bool = False) -> None:
         cfg = settings.pkcs11
@@ -58,7 +59,10 @@ class Module:
             raise ModuleError("pkcs11.pin_file must name the file with the token's user PIN")
         try:
             token = pkcs11.lib(str(cfg.module)).get_token(token_label=cfg.token_label)
-            self._session = token.open(rw=rw, user_pin=pin)
+            try:
+                self._session = token.open(rw=rw, user_pin=pin)
+            except UserAlreadyLoggedIn:
+                self._session = token.open(rw=rw)
         except (PKCS11Error, RuntimeError) as exc:
             raise ModuleError(f"cannot open token {cfg.token_label!r} in {cfg.module}: {exc!r}") from exc
         self._lock = threading.Lock()
