@@ -199,8 +199,11 @@ class Federation:
     def public_key(self, name: str) -> str:
         return Signer.from_file(self.nodes[name].signer_file).public_pem()
 
-    def write_config(self, node: Node, peer_keys: dict[str, str] | None = None) -> None:
-        """The node's TOML settings; `peer_keys` overrides the public key configured for a peer."""
+    def write_config(
+        self, node: Node, peer_keys: dict[str, str] | None = None, exchange: dict[str, Any] | None = None
+    ) -> None:
+        """The node's TOML settings; `peer_keys` overrides the public key configured for a peer,
+        `exchange` adds or overrides exchange settings of this node."""
         top = {
             "node_role": node.role,
             "region_code": node.region_code,
@@ -232,6 +235,7 @@ class Federation:
             "tls_key_file": node.key,
             "ca_file": self.ca.cert_file,
             **self.exchange,
+            **(exchange or {}),
         }
         lines = [f"{k} = {_toml(v)}" for k, v in top.items()] + ["", "[exchange]"]
         lines += [f"{k} = {_toml(v)}" for k, v in ex.items()]
