@@ -167,7 +167,7 @@ class Pkcs11Keys:
 
 
 def create_keys(settings: Settings) -> str:
-    """Make the module's keys (install time, `app-admin keys init-module`; the tests): the field
+    """Make the module's keys (install time: `app-admin keys init-module`; the tests): the field
     and search keys and the signing key pair, none extractable. Returns the signing public key PEM.
     SoftHSM2 only: a 密码机's keys are made with its vendor's tools, under its key ceremony."""
     cfg = settings.pkcs11

@@ -311,3 +311,18 @@ def test_staff_log_in_with_sm3_codes_where_the_site_chose_them(client):
         assert auth.login(s, name, STAFF_PASSWORD, rfc_code, "127.0.0.1", None).token is None
     with rt.db.transaction() as s:
         assert auth.login(s, name, STAFF_PASSWORD, sm3_code, "127.0.0.1", None).token is not None
+
+
+def test_app_admin_makes_the_module_keys_and_prints_the_public_key(token, tmp_path, monkeypatch, capsys):
+    from app import admin
+
+    labels = {"field_key_label": "cli-field", "search_key_label": "cli-search",
+              "signing_key_label": "cli-sign"}
+    settings = _pkcs11_settings({**token, **labels}, tmp_path)
+    monkeypatch.setattr(admin, "get_settings", lambda: settings)
+    with pytest.raises(SystemExit) as done:
+        admin.main(["keys", "init-module"])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    assert load_public(printed).alg == "ed25519"
+    assert ExchangeNode.from_settings(settings).signer.public_pem() == printed
