@@ -86,15 +86,16 @@ class ModuleFieldCipher(FieldCipher):
         cfg = settings.pkcs11
         self.suite = settings.crypto_suite
         self._module, self._legacy = module, legacy
-        self._enc = module.key(cfg.field_key_label, ObjectClass.SECRET_KEY)
+        self._enc_key = module.key(cfg.field_key_label, ObjectClass.SECRET_KEY)
         self._search_key = module.key(cfg.search_key_label, ObjectClass.SECRET_KEY)
         self._enc_mech, self._search_mech = mechanism(cfg.field_mechanism), mechanism(cfg.search_mechanism)
 
     def encrypt(self, field: str, plaintext: str) -> bytes:
         nonce = os.urandom(_NONCE)
         params = GCMParams(nonce, field.encode(), 128)
+        data = plaintext.encode()
         sealed = self._module.run(
-            lambda: self._enc.encrypt(plaintext.encode(), mechanism=self._enc_mech, mechanism_param=params)
+            lambda: self._enc_key.encrypt(data, mechanism=self._enc_mech, mechanism_param=params)
         )
         return bytes([MODULE_SUITE_BYTE]) + nonce + sealed
 
@@ -107,7 +108,7 @@ class ModuleFieldCipher(FieldCipher):
         try:
             sealed = blob[1 + _NONCE :]
             data = self._module.run(
-                lambda: self._enc.decrypt(sealed, mechanism=self._enc_mech, mechanism_param=params)
+                lambda: self._enc_key.decrypt(sealed, mechanism=self._enc_mech, mechanism_param=params)
             )
         except PKCS11Error as exc:  # CKR_ENCRYPTED_DATA_INVALID: the tag does not authenticate
             raise ValueError(f"{field}: ciphertext does not authenticate") from exc
