@@ -68,8 +68,10 @@ class ExchangeNode:
         self.signer = signer
         self.config = ex
         self.policy = SignaturePolicy.from_settings(ex, settings.crypto_suite)
-        if why := self.policy.refusal(signer.alg):
-            raise ValueError(f"this node's own signing key cannot be used: {why}")
+        if signer.alg not in self.policy.allowed:  # a setting that contradicts itself: refuse to start
+            raise ValueError(f"this node's own signing key cannot be used: {self.policy.refusal(signer.alg)}")
+        if why := self.policy.refusal(signer.alg):  # the window ended: peers with the same date refuse us
+            log.warning("this node still signs with a key its peers refuse", extra={"reason": why})
         self.peers: dict[str, Peer] = {p.name: self._peer(p) for p in ex.peers}
         for peer in self.peers.values():
             if why := self.policy.refusal(peer.key.alg):  # its messages are refused, others still flow
