@@ -65,7 +65,8 @@ def bootstrap(role: Role, username: str, password: str) -> staff.NewStaff:
     settings = get_settings()
     audit = audit_log(settings)
     return in_one_transaction(settings, lambda session: staff.bootstrap(
-        session, field_cipher(settings), audit, settings.staff_password_min_length, username, password, role))
+        session, field_cipher(settings), audit, settings.staff_password_min_length, username, password, role,
+        settings.staff_otp_algorithm))
 
 
 def import_roster(path: Path) -> int:
@@ -121,6 +122,19 @@ def verify_log(anchors: str | None) -> int:
     return 0 if v.ok else 1
 
 
+def init_module_keys() -> int:
+    """The keys of key_provider = pkcs11, made inside the token; the signing public key is printed
+    for the peers (exchange.peers[].signing_public_key)."""
+    from app.security.pkcs11keys import create_keys
+
+    settings = get_settings()
+    if settings.key_provider != "pkcs11":
+        print("app-admin: key_provider is not pkcs11: nothing to make", file=sys.stderr)
+        return 1
+    print(create_keys(settings), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="app-admin", description="Operator commands of an installed node.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,7 +152,13 @@ def main(argv: list[str] | None = None) -> None:
     vlog = audit_sub.add_parser("verify-log",
                                 help="verify the keyed audit chain (and the log host's anchors)")
     vlog.add_argument("--anchors", help="the log host's anchor file, or - for standard input")
+    keys = sub.add_parser("keys", help="the node's keys (docs/crypto-plan.md §4)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser("init-module", help="make the field, search and signing keys in the PKCS#11 token "
+                        "(SoftHSM2; a 密码机's keys come from its vendor's tools) and print the public key")
     args = parser.parse_args(argv)
+    if args.command == "keys":
+        raise SystemExit(init_module_keys())
     if args.command == "roster":
         raise SystemExit(import_roster(args.file))
     if args.command == "audit":

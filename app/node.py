@@ -9,16 +9,18 @@ provinces; statistics upward. As flows per peer:
 A record is never sent back to the peer it came from, nor to the region it was uploaded in.
 """
 
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
+from app.security.keys import KeyProvider, key_provider
 from app.security.rbac import region_prefix
-from app.security.signing import Signer, load_public
+from app.security.signatures import PublicKey
+from app.security.signing import SignaturePolicy, Signer, load_public
 from app.settings import ExchangePeer, Flow, Settings
 
 Role = Literal["ministry", "province", "city"]
+log = logging.getLogger("app.exchange")
 
 DEFAULT_FLOWS: dict[tuple[str, str], list[Flow]] = {
     ("city", "province"): ["records", "statistics"],
@@ -41,7 +43,7 @@ class Peer:
     role: Role
     region_code: str
     url: str
-    key: Ed25519PublicKey
+    key: PublicKey  # its algorithm is the one the peer announced
     flows: frozenset[Flow]
 
     def holds(self, code: str | None) -> bool:
@@ -65,7 +67,17 @@ class ExchangeNode:
         self.name = ex.node_name or f"{self.role}-{self.region_code}"
         self.signer = signer
         self.config = ex
+        self.policy = SignaturePolicy.from_settings(ex, settings.crypto_suite)
+        if signer.alg not in self.policy.allowed:  # a setting that contradicts itself: refuse to start
+            raise ValueError(f"this node's own signing key cannot be used: {self.policy.refusal(signer.alg)}")
+        if why := self.policy.refusal(signer.alg):  # the window ended: peers with the same date refuse us
+            log.warning("this node still signs with a key its peers refuse", extra={"reason": why})
         self.peers: dict[str, Peer] = {p.name: self._peer(p) for p in ex.peers}
+        for peer in self.peers.values():
+            if why := self.policy.refusal(peer.key.alg):  # its messages are refused, others still flow
+                log.warning("peer's signatures not accepted", extra={"peer": peer.name, "reason": why})
+        if settings.crypto_suite == "sm" and "ed25519" in self.policy.allowed and not ex.ed25519_refused_from:
+            log.warning("national suite: Ed25519 accepted with no end (exchange.ed25519_refused_from unset)")
 
     def _peer(self, p: ExchangePeer) -> Peer:
         flows = p.flows if p.flows is not None else DEFAULT_FLOWS.get((self.role, p.role), [])
@@ -74,18 +86,15 @@ class ExchangeNode:
             p.role,
             p.region_code,
             p.url.rstrip("/"),
-            load_public(p.signing_public_key),
+            load_public(p.signing_public_key, p.signing_algorithm),
             frozenset(flows),
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "ExchangeNode | None":
-        ex = settings.exchange
-        if not ex.enabled:
+    def from_settings(cls, settings: Settings, keys: KeyProvider | None = None) -> "ExchangeNode | None":
+        if not settings.exchange.enabled:
             return None
-        if ex.signing_key_file is None:
-            raise ValueError("exchange.signing_key_file must be set when the exchange is enabled")
-        return cls(settings, Signer.from_file(ex.signing_key_file))
+        return cls(settings, Signer((keys or key_provider(settings)).exchange_signer()))
 
     def route(self, event: RecordEvent) -> list[str]:
         out = []

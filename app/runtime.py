@@ -4,8 +4,9 @@ from dataclasses import dataclass
 
 from app.db.session import Database
 from app.node import ExchangeNode
-from app.security.auditlog import AuditLog, parse_key
-from app.security.fieldcrypt import FieldCipher, load_master_key
+from app.security.auditlog import AuditLog
+from app.security.fieldcrypt import FieldCipher
+from app.security.keys import KeyProvider, key_provider
 from app.security.querycodes import QueryCodes
 from app.security.ratelimit import FailureLimiter
 from app.security.staffauth import StaffAuth
@@ -33,8 +34,9 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings) -> "Runtime":
         key = settings.secret_key.get_secret_value().encode()
-        crypto = field_cipher(settings)
-        audit = audit_log(settings)
+        keys = key_provider(settings)  # the field and signing keys, from files or a PKCS#11 module
+        crypto = keys.field_cipher()
+        audit = audit_log(settings, keys)
         return cls(
             settings=settings,
             db=Database(settings.database_url, settings.db_pool_size, settings.db_max_overflow),
@@ -45,7 +47,7 @@ class Runtime:
             crypto=crypto,
             audit=audit,
             staff_auth=StaffAuth(settings, crypto, audit),
-            exchange=ExchangeNode.from_settings(settings),
+            exchange=ExchangeNode.from_settings(settings, keys),
             registry=vehicle_registry(settings),
         )
 
@@ -54,8 +56,7 @@ class Runtime:
 
 
 def field_cipher(settings: Settings) -> FieldCipher:
-    key = load_master_key(settings.field_key.get_secret_value() or None, settings.field_key_file)
-    return FieldCipher(key, settings.crypto_suite)
+    return key_provider(settings).field_cipher()
 
 
 def failure_limiter(settings: Settings) -> FailureLimiter:
@@ -63,10 +64,10 @@ def failure_limiter(settings: Settings) -> FailureLimiter:
     return FailureLimiter(settings.auth_fail_limit, settings.auth_fail_window_seconds)
 
 
-def audit_log(settings: Settings) -> AuditLog:
+def audit_log(settings: Settings, keys: KeyProvider | None = None) -> AuditLog:
     """The audit log as configured: SM3 with the national suite, keyed when the audit key is set."""
     return AuditLog("sm3" if settings.crypto_suite == "sm" else "sha256",
-                    parse_key(settings.audit_key.get_secret_value()))
+                    (keys or key_provider(settings)).audit_key())
 
 
 def node_name(settings: Settings) -> str:

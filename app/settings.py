@@ -1,6 +1,7 @@
 """Configuration from the environment (prefix PBOX_) and, optionally, a TOML file named by PBOX_CONFIG."""
 
 import os
+from datetime import date
 from functools import cache
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
@@ -25,7 +26,9 @@ class ExchangePeer(BaseModel):
     role: Literal["ministry", "province", "city"]
     region_code: str = Field(pattern=r"^\d{6}$")
     url: str = Field(pattern=r"^https://")
-    signing_public_key: str = Field(description="the peer's Ed25519 public key, PEM")
+    signing_public_key: str = Field(description="the peer's Ed25519 or SM2 public key, PEM")
+    # What the peer announces it signs with; its key must be of that algorithm. Empty: the key's.
+    signing_algorithm: Literal["", "ed25519", "sm2"] = ""
     flows: list[Flow] | None = None
 
 
@@ -40,6 +43,12 @@ class ExchangeSettings(BaseModel):
     tls_key_file: Path | None = None
     ca_file: Path | None = None
     peers: list[ExchangePeer] = Field(default_factory=list)
+    # Signature algorithms accepted from peers (docs/crypto-plan.md): empty means by the crypto
+    # suite — `sm`: sm2, and ed25519 during the migration window; `standard`: ed25519 and sm2.
+    signature_algorithms: list[Literal["ed25519", "sm2"]] = Field(default_factory=list)
+    # Under the `sm` suite, the first day (China time) Ed25519 signatures are refused: the end of
+    # the migration window. Unset: the window has no end yet (a warning at start).
+    ed25519_refused_from: date | None = None
     # a proxy in front (nginx with ssl_verify_client) that passes the verified client DN in headers
     trust_proxy_client_cert: bool = False
     batch_size: int = Field(default=200, ge=1, le=500)
@@ -53,6 +62,25 @@ class ExchangeSettings(BaseModel):
     statistics_days: int = 7
     # shipped outbox rows and inbox ids are kept this long (reconciliation looks back reconcile_days)
     retention_days: int = 35
+
+
+class Pkcs11Settings(BaseModel):
+    """The PKCS#11 module holding the field and signing keys (key_provider = pkcs11). Mechanisms are
+    named as in python-pkcs11's `Mechanism` (AES_GCM, EDDSA, SHA256_HMAC) or given as a number for a
+    vendor's (a certified 密码机's SM4-GCM / SM2-with-SM3 / HMAC-SM3, e.g. "0x80000101"); SoftHSM2
+    has no SM2 or SM4, so with it the defaults are AES-GCM, Ed25519 and HMAC-SHA256 in the module."""
+
+    module: Path = Path("/usr/lib/softhsm/libsofthsm2.so")
+    token_label: str = "pbox"  # noqa: S105 - a label, not a secret
+    pin_file: Path | None = None  # root-only file with the user PIN
+    pin: SecretStr = SecretStr("")  # tests only
+    field_key_label: str = "pbox-field"
+    field_mechanism: str = "AES_GCM"
+    search_key_label: str = "pbox-field-search"
+    search_mechanism: str = "SHA256_HMAC"
+    signing_key_label: str = "pbox-exchange-signing"
+    signing_mechanism: str = "EDDSA"
+    signing_algorithm: Literal["ed25519", "sm2"] = "ed25519"  # what the module's signatures are
 
 
 class Settings(BaseSettings):
@@ -83,6 +111,10 @@ class Settings(BaseSettings):
     field_key: SecretStr = SecretStr("")
     field_key_file: Path | None = None
     crypto_suite: Literal["standard", "sm"] = "standard"
+    # Where keys come from (app.security.keys): `file` (the files and variables above, and the
+    # exchange's signing_key_file) or `pkcs11` (a cryptographic module: keys never leave it).
+    key_provider: Literal["file", "pkcs11"] = "file"
+    pkcs11: Pkcs11Settings = Field(default_factory=lambda: Pkcs11Settings())
     # The audit log's chain key (64+ hex digits), outside the database like the field key: rows are
     # HMACs under it, so no database role can forge or re-hash them. Empty: a plain hash chain
     # (development only; a deployment always sets it, roles/app).
@@ -102,6 +134,9 @@ class Settings(BaseSettings):
     # administrator stays valid, and how long its owner has between setting the password and
     # confirming the new TOTP.
     staff_enrolment_code_seconds: int = 72 * 3600
+    # Staff one-time passwords: `rfc6238` (authenticator apps) or `sm3` (GM/T 0021 SM3 dynamic
+    # passwords, for sites that issue national-algorithm tokens); app.security.otp.
+    staff_otp_algorithm: Literal["rfc6238", "sm3"] = "rfc6238"
     staff_enrolment_step_seconds: int = 15 * 60
     # Longest an owner may authorize an enterprise to read a car's history.
     grant_max_days: int = 30

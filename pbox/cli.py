@@ -367,13 +367,16 @@ def init(
     domain: Annotated[str, typer.Option("--domain", help="DNS domain of the portals: portal.<domain>, "
                                         "<city>.<domain>.")] = "pbox.internal",
     force: Annotated[bool, typer.Option("--force", help="Replace the output directory.")] = False,
+    crypto_suite: Annotated[Literal["sm", "standard"], typer.Option(
+        "--crypto-suite", help="sm: national algorithms (SM4-GCM, HMAC-SM3, SM2; 密评, the default for "
+        "new provinces); standard: AES-GCM, HMAC-SHA256, Ed25519.")] = "sm",
 ) -> None:
     """Write a new production inventory for a real province, with vaulted secrets, and check it."""
     from pbox import init as init_mod
     from pbox.inventory_check import check, print_report
 
     req = init_mod.Request(mode, province, tuple(cities or ()), output, hosts_file, vault_password_file,
-                           domain, force)
+                           domain, force, crypto_suite)
     try:
         with console.status("writing the inventory…"):
             written = init_mod.write(req)

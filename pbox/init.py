@@ -84,6 +84,7 @@ class Plan:
     province_code: str
     province_name: str
     sites: tuple[Site, ...]
+    crypto_suite: str = "sm"
 
     def groups(self) -> dict[str, list[str]]:
         """group → member host names, site groups first, in layout order."""
@@ -111,6 +112,9 @@ class Request:
     vault_password_file: Path | None = None
     domain: str = "pbox.internal"
     force: bool = False
+    # The national suite (SM4-GCM fields, HMAC-SM3 audit chain, SM2 exchange signatures) is what a
+    # new province's 密评 expects (docs/crypto-plan.md); `standard` keeps AES-GCM/SHA-256/Ed25519.
+    crypto_suite: Literal["sm", "standard"] = "sm"
 
 
 @dataclass
@@ -200,7 +204,7 @@ def build_plan(req: Request, profile: str) -> Plan:
                    table[req.province], f"portal.{req.domain}", PROVINCE_LAYOUT, addresses, spare)]
     sites += [_site(name, f"site_{name}", "city", code, table[code], f"{name}.{req.domain}", CITY_LAYOUT,
                     addresses, spare) for code, name in cities]
-    plan = Plan(req.mode, profile, req.province, table[req.province], tuple(sites))
+    plan = Plan(req.mode, profile, req.province, table[req.province], tuple(sites), req.crypto_suite)
     unknown = sorted(set(addresses) - {h.name for h in plan.hosts()})
     if unknown:
         raise InitError(f"--hosts-file: no host {', '.join(unknown)} in this layout "

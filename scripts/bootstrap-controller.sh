@@ -10,6 +10,7 @@ PACKAGES=(
   systemd-container debootstrap apt-cacher-ng iproute2 openssh-client zstd rsync curl
   qemu-system-x86 qemu-utils postgresql postgresql-contrib sshpass wireguard-tools
   chromium chromium-driver fonts-wqy-microhei
+  softhsm2  # the PKCS#11 key provider's tests (a token in a tmp dir; issue 24)
   prometheus  # for promtool: the alert rules' unit tests (its daemon stays off, see below)
 )
 

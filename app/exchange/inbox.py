@@ -40,7 +40,7 @@ from app.exchange.authority import Refusal
 from app.exchange.metrics import REFUSED
 from app.node import ExchangeNode, Peer
 from app.security.auditlog import AuditLog, Event
-from app.security.signing import verify
+from app.security.signing import ALG_MISMATCH, ALG_NOT_ALLOWED, verify
 from app.services import outbox
 from app.services.records import BatchItem, upsert_vehicles, version_row
 
@@ -82,6 +82,11 @@ def authenticate(node: ExchangeNode, caller_cn: str | None, message: Any) -> Pee
         raise Rejected("PEER_CERT_MISMATCH", f"certificate {caller_cn!r}, message from {peer.name!r}")
     if message["to"] != node.name:
         raise Rejected("WRONG_RECIPIENT")
+    if why := node.policy.refusal(peer.key.alg):
+        raise Rejected(ALG_NOT_ALLOWED, why)
+    sig = message["sig"]
+    if isinstance(sig, dict) and sig.get("alg") != peer.key.alg:
+        raise Rejected(ALG_MISMATCH, f"signed with {str(sig.get('alg'))[:20]!r}, registered {peer.key.alg}")
     if not verify(peer.key, message):
         raise Rejected("SIGNATURE_INVALID")
     return peer

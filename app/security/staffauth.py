@@ -31,6 +31,7 @@ from app.domain.clock import now
 from app.domain.errors import AppError
 from app.security.auditlog import AuditLog, Event
 from app.security.fieldcrypt import FieldCipher
+from app.security.otp import provisioning_uri, time_otp
 from app.security.passwords import hash_secret, verify_secret
 from app.security.rbac import Principal, Role
 from app.settings import Settings
@@ -99,7 +100,7 @@ class StaffAuth:
 
     def _totp_step(self, acct: StaffAccount, code: str) -> int | None:
         """The time step the code belongs to (one step of clock drift allowed), if it is valid and new."""
-        totp = pyotp.TOTP(self.cipher.decrypt(TOTP_FIELD, acct.totp_enc))
+        totp = time_otp(self.cipher.decrypt(TOTP_FIELD, acct.totp_enc), self.s.staff_otp_algorithm)
         at = now()
         for drift in (-1, 0, 1):
             moment = at + timedelta(seconds=drift * totp.interval)
@@ -278,7 +279,7 @@ class StaffAuth:
                 "staff.enrol", username, "success", "password_set", ip, request_id, str(acct.id)
             ),
         )
-        uri = pyotp.TOTP(totp_secret).provisioning_uri(name=username, issuer_name=ISSUER)
+        uri = provisioning_uri(totp_secret, username, ISSUER, self.s.staff_otp_algorithm)
         return Enrolment(totp_secret, uri, token, expires), None
 
     def finish_enrolment(

@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import pyotp
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
@@ -21,6 +20,7 @@ from app.domain.clock import now
 from app.domain.errors import AppError
 from app.security.auditlog import AuditLog, Event
 from app.security.fieldcrypt import FieldCipher
+from app.security.otp import OtpAlgorithm, provisioning_uri
 from app.security.passwords import hash_secret
 from app.security.rbac import Perm, Principal, Role, check_role_change, require
 from app.security.staffauth import (
@@ -142,6 +142,7 @@ def bootstrap(
     username: str,
     password: str,
     role: Role,
+    otp_algorithm: OtpAlgorithm = "rfc6238",
 ) -> NewStaff:
     """The first administrator of a role, made by the operator at install time (there is no one to
     grant it yet); refused once an account holds that role. The operator at the host is that
@@ -160,7 +161,7 @@ def bootstrap(
         role=role,
         enrolled_at=now(),
     )
-    made = NewStaff(staff_id, secret, pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER))
+    made = NewStaff(staff_id, secret, provisioning_uri(secret, username, ISSUER, otp_algorithm))
     audit.record(
         session,
         Event(

@@ -15,6 +15,7 @@ LAYOUT = [
     (PROV_B, "province", "330000", [MINISTRY]),
     (CITY_A, "city", "320100", [PROV_A]),
 ]
+SIGNING_ALGORITHMS = {MINISTRY: "sm2", PROV_A: "sm2", PROV_B: "ed25519", CITY_A: "ed25519"}
 
 
 class Shop:
@@ -110,6 +111,10 @@ def fed(pg, minio, tmp_path_factory):
         tmp_path_factory.mktemp("federation"),
         LAYOUT,
         exchange={"statistics_interval_seconds": 5.0},
+        # the national suite, as pbox init makes new provinces: the ministry and province A sign
+        # with SM2, province B and city A still with Ed25519 (the migration window, issue 24)
+        crypto_suite="sm",
+        signing_algorithms=SIGNING_ALGORITHMS,
     )
     try:
         f.start()

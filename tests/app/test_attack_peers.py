@@ -5,18 +5,21 @@ it), audited, counted, listed in the admin API and shown by reconciliation; noth
 relayed onward. Uses the four real nodes of tests/app/exchange_helpers.py."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from app.domain.clock import now
 from app.domain.record import digest, parse_record
+from app.security.signatures import load_private_pem, new_private_pem
 from app.security.signing import Signer
 from app.services.outbox import ENTERPRISE_FIELDS, record_body
 from tests.app.exchange_helpers import (
     CITY_A,
     MINISTRY,
     PROV_A,
+    SIGNING_ALGORITHMS,
     Shop,
     arrives,
     audit_rejections,
@@ -316,3 +319,44 @@ def test_a_peer_cannot_keep_publishing_for_a_shop_suspended_here(fed):
     x = forge(fed, CITY_A, PROV_A, nanjing.profile, "320100", fake)
     assert results(fed, CITY_A, PROV_A, [x]) == [("rejected", "ENTERPRISE_CONFLICT")]
     assert versions_of(fed, PROV_A, nanjing.uscc, fake["settlement_no"]) == []
+
+
+def test_a_peer_cannot_sign_with_an_algorithm_it_did_not_register_or_this_node_no_longer_accepts(fed):
+    """Issue 24. The attacker holds the ministry's TLS key but not its SM2 signing key (in the
+    密码机): it signs with an Ed25519 key of its own, as a node still in the migration window would.
+    Refused, whatever `sig.alg` it claims. And once province A has ended the Ed25519 window, even the
+    city's genuine Ed25519 messages are refused with a code that says why, until it moves to SM2."""
+    assert SIGNING_ALGORITHMS[MINISTRY] == "sm2" and SIGNING_ALGORITHMS[CITY_A] == "ed25519"
+    stranger = {**make_enterprise(), "region_code": "330100"}
+    fake = make_record("ZJ-" + uuid.uuid4().hex[:10].upper(), make_vin(), plate="浙A9C001")
+    genuine = forge(fed, MINISTRY, PROV_A, stranger, "330000", fake)
+    intruder = Signer(load_private_pem(new_private_pem("ed25519")))
+    as_ed25519 = intruder.sign({k: v for k, v in genuine.items() if k != "sig"} | {"id": str(uuid.uuid4())})
+    claims_sm2 = {**as_ed25519, "id": str(uuid.uuid4())}
+    claims_sm2 = intruder.sign({k: v for k, v in claims_sm2.items() if k != "sig"})
+    claims_sm2["sig"]["alg"] = "sm2"
+    assert results(fed, MINISTRY, PROV_A, [as_ed25519, claims_sm2]) == [
+        ("rejected", "SIGNATURE_ALG_MISMATCH"),
+        ("rejected", "SIGNATURE_INVALID"),
+    ]
+    assert audit_rejections(fed, PROV_A, as_ed25519["id"]) == ["SIGNATURE_ALG_MISMATCH"]
+    assert not enterprise_known(fed, PROV_A, stranger["uscc"])
+
+    prov = fed.nodes[PROV_A]
+    ended = (now().date() - timedelta(days=1)).isoformat()
+    fed.write_config(prov, exchange={"ed25519_refused_from": ended})
+    prov.stop_web()
+    prov.start_web(fed.ca.cert_file)
+    try:
+        nanjing = {**make_enterprise(), "region_code": "320102"}
+        record = make_record("JS-" + uuid.uuid4().hex[:10].upper(), make_vin(), plate="苏A9C002")
+        from_city = forge(fed, CITY_A, PROV_A, nanjing, "320100", record)  # genuinely signed, Ed25519
+        assert results(fed, CITY_A, PROV_A, [from_city]) == [("rejected", "SIGNATURE_ALG_NOT_ALLOWED")]
+        assert audit_rejections(fed, PROV_A, from_city["id"]) == ["SIGNATURE_ALG_NOT_ALLOWED"]
+        assert not enterprise_known(fed, PROV_A, nanjing["uscc"])
+        # the SM2 ministry is still heard
+        assert results(fed, MINISTRY, PROV_A, [genuine]) == [("applied", None)]
+    finally:
+        fed.write_config(prov)
+        prov.stop_web()
+        prov.start_web(fed.ca.cert_file)

@@ -1,6 +1,7 @@
 """Several app nodes (ministry, provinces, cities) as real processes on one machine, for tests and
 benchmarks: each its own database on one PostgreSQL cluster, its own bucket on one MinIO, HTTPS with
-certificates of a throwaway CA, an Ed25519 signing key, app-web and app-worker as subprocesses."""
+certificates of a throwaway CA, an Ed25519 or SM2 signing key (`signing_algorithms`, by node; the
+crypto suite for all), app-web and app-worker as subprocesses."""
 
 import json
 import os
@@ -68,6 +69,12 @@ class Node:
     worker: subprocess.Popen[bytes] | None = None
     token: str | None = None
     audit_key: str | None = None  # hex; the node's keyed audit chain (set by Federation)
+    crypto_suite: str = "standard"  # set by Federation
+
+    def audit_log(self) -> AuditLog:
+        """The node's audit log as its processes write it (app.runtime.audit_log)."""
+        return AuditLog("sm3" if self.crypto_suite == "sm" else "sha256",
+                        bytes.fromhex(self.audit_key) if self.audit_key else None)
 
     @property
     def url(self) -> str:
@@ -130,7 +137,7 @@ class Node:
         eng = self.engine()
         try:
             with eng.begin() as conn, sa.orm.Session(bind=conn) as s:
-                audit = AuditLog("sha256", bytes.fromhex(self.audit_key) if self.audit_key else None)
+                audit = self.audit_log()
                 report = roster.import_rows(s, audit, list(enumerate(rows, start=2)), "devtools")
                 s.flush()
         finally:
@@ -150,8 +157,11 @@ class Federation:
         base: Path,
         layout: list[tuple[str, str, str, list[str]]],
         exchange: dict[str, Any] | None = None,
+        crypto_suite: str = "standard",
+        signing_algorithms: dict[str, str] | None = None,
     ) -> None:
         self.base = base
+        self.crypto_suite = crypto_suite
         self.ca = TestCA(base / "pki")
         self.s3 = s3
         self.exchange = {
@@ -175,9 +185,10 @@ class Federation:
             d = base / name
             d.mkdir(parents=True, exist_ok=True)
             signer_file = d / "signing.pem"
-            signer_file.write_bytes(new_private_pem())
+            signer_file.write_bytes(new_private_pem((signing_algorithms or {}).get(name, "ed25519")))
             cert, key = self.ca.issue(name)
-            self.nodes[name] = Node(name, role, region, d, url, free_port(), signer_file, cert, key)
+            self.nodes[name] = Node(name, role, region, d, url, free_port(), signer_file, cert, key,
+                                    crypto_suite=crypto_suite)
         admin.dispose()
         self.secret_key, self.field_key = secrets.token_hex(32), secrets.token_hex(32)
         self.audit_key = secrets.token_hex(32)  # keyed audit chains, as deployed
@@ -188,8 +199,11 @@ class Federation:
     def public_key(self, name: str) -> str:
         return Signer.from_file(self.nodes[name].signer_file).public_pem()
 
-    def write_config(self, node: Node, peer_keys: dict[str, str] | None = None) -> None:
-        """The node's TOML settings; `peer_keys` overrides the public key configured for a peer."""
+    def write_config(
+        self, node: Node, peer_keys: dict[str, str] | None = None, exchange: dict[str, Any] | None = None
+    ) -> None:
+        """The node's TOML settings; `peer_keys` overrides the public key configured for a peer,
+        `exchange` adds or overrides exchange settings of this node."""
         top = {
             "node_role": node.role,
             "region_code": node.region_code,
@@ -201,6 +215,7 @@ class Federation:
             "secret_key": self.secret_key,
             "field_key": self.field_key,
             "audit_key": self.audit_key,
+            "crypto_suite": self.crypto_suite,
             "host": "127.0.0.1",
             "port": node.port,
             "workers": 1,
@@ -220,6 +235,7 @@ class Federation:
             "tls_key_file": node.key,
             "ca_file": self.ca.cert_file,
             **self.exchange,
+            **(exchange or {}),
         }
         lines = [f"{k} = {_toml(v)}" for k, v in top.items()] + ["", "[exchange]"]
         lines += [f"{k} = {_toml(v)}" for k, v in ex.items()]
@@ -256,8 +272,8 @@ class Federation:
         """A system administrator (exchange operator) logged in over the API, as at install time."""
         eng = node.engine()
         with eng.begin() as conn, sa.orm.Session(bind=conn) as s:
-            cipher = FieldCipher(bytes.fromhex(self.field_key))
-            audit = AuditLog("sha256", bytes.fromhex(self.audit_key))
+            cipher = FieldCipher(bytes.fromhex(self.field_key), self.crypto_suite)  # type: ignore[arg-type]
+            audit = node.audit_log()
             made = staff.bootstrap(
                 s, cipher, audit, 12, "ops-" + node.name[:30], ADMIN_PASSWORD, Role.SYSTEM_ADMIN
             )

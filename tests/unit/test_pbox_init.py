@@ -300,3 +300,15 @@ def test_cli_bad_mode_is_one_line():
     r = pbox("init", "--mode", "federal", "--province", "320000")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert next(ln for ln in r.stderr.splitlines() if ln.strip()).startswith("error:")
+
+
+def test_new_provinces_get_the_national_suite_unless_asked_otherwise(tmp_path):
+    """Issue 24: `sm` by default, passed to the app by roles/app as PBOX_CRYPTO_SUITE."""
+    def suite(w: init.Written) -> str:
+        return yaml.safe_load((w.output / "group_vars/all/main.yml").read_text())["app_crypto_suite"]
+
+    assert suite(generate(tmp_path / "a", "centralized")) == "sm"
+    assert suite(generate(tmp_path / "b", "centralized", crypto_suite="standard")) == "standard"
+    for env in ("app.env.j2", "migrate.env.j2"):
+        template = (REPO / "roles/app/templates" / env).read_text()
+        assert "PBOX_CRYPTO_SUITE='{{ app_crypto_suite }}'" in template
