@@ -95,7 +95,8 @@ def _printer(out: Console, failures: list[str] | None = None,
 
 def run(inventory: Path | None, *, limit: str | None = None, check: bool = False,
         playbook: str = "site.yml", out: Console | None = None,
-        vault_password_file: Path | None = None, extravars: dict[str, Any] | None = None) -> DeployResult:
+        vault_password_file: Path | None = None, extravars: dict[str, Any] | None = None,
+        tags: str | None = None) -> DeployResult:
     import ansible_runner
 
     out = out or Console()
@@ -123,7 +124,7 @@ def run(inventory: Path | None, *, limit: str | None = None, check: bool = False
     try:
         r = ansible_runner.run(
             private_data_dir=str(private), project_dir=str(REPO), playbook=str(book),
-            inventory=str(inv), limit=limit, cmdline=" ".join(cmdline) or None, quiet=True,
+            inventory=str(inv), limit=limit, tags=tags, cmdline=" ".join(cmdline) or None, quiet=True,
             event_handler=_printer(out, failures, play_starts, task_starts), extravars=extravars or None,
             # No colour codes: ansible's own messages are shown in the summary as plain text.
             envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
