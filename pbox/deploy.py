@@ -140,9 +140,10 @@ def run(inventory: Path | None, *, limit: str | None = None, check: bool = False
             event_handler=_printer(out, failures, play_starts, task_starts), extravars=extravars or None,
             # No colour codes: ansible's own messages are shown in the summary as plain text.
             envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-                     "ANSIBLE_CACHE_PLUGIN": "jsonfile",
-                     "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(fact_cache_dir(inventory)),
                      "ANSIBLE_CACHE_PLUGIN_TIMEOUT": str(FACT_CACHE_SECONDS)},
+            # ansible-runner keeps facts in a jsonfile cache under its (temporary) artifacts directory
+            # and sets ansible's cache variables itself; an absolute path puts the cache where it lasts.
+            fact_cache_type="jsonfile", fact_cache=str(fact_cache_dir(inventory)),
         )
         stats = r.stats or {}
         error = ""
