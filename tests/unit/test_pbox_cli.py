@@ -144,3 +144,16 @@ def test_deploy_tags_run_only_those_parts(tmp_path, monkeypatch):
     assert result.ok, text
     assert "configure part" in text and "install part" not in text and "untagged" not in text
     assert "--tags" in pbox("deploy", "--help").stdout
+
+
+def test_facts_are_kept_per_lab_slot_and_per_inventory(tmp_path):
+    """The fact cache of the lab lives in its slot's state (two slots' hosts share names, and `lab down`
+    removes it); another inventory gets a directory of its own."""
+    from pbox import deploy
+    from pbox.paths import LAB_INVENTORY, LAB_STATE
+
+    assert deploy.fact_cache_dir(None) == LAB_STATE / "facts"
+    assert deploy.fact_cache_dir(LAB_INVENTORY / "hosts.yml") == LAB_STATE / "facts"
+    a, b = (tmp_path / "a" / "hosts.yml"), (tmp_path / "b" / "hosts.yml")
+    assert deploy.fact_cache_dir(a) != deploy.fact_cache_dir(b)
+    assert LAB_STATE not in deploy.fact_cache_dir(a).parents
