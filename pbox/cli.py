@@ -113,6 +113,9 @@ def deploy(
                                               "(Ansible limit pattern).")] = None,
     check: Annotated[bool, typer.Option("--check", help="Dry run: report what would change.")] = False,
     playbook: Annotated[str, typer.Option("--playbook", help="Playbook in playbooks/ to run.")] = "site.yml",
+    tags: Annotated[str | None, typer.Option(
+        "--tags", "-t", help="Only these parts of the roles, e.g. `configure` (re-apply configuration only), "
+        "`install`, `service`, or one role's: `postgresql_configure`.")] = None,
     vault_password_file: Annotated[Path | None, typer.Option(
         "--vault-password-file", help="Vault password of an inventory made by `pbox init`.")] = None,
 ) -> None:
@@ -121,7 +124,7 @@ def deploy(
 
     try:
         result = deploy_mod.run(inventory, limit=limit, check=check, playbook=playbook, out=console,
-                                vault_password_file=vault_password_file)
+                                vault_password_file=vault_password_file, tags=tags)
     except deploy_mod.DeployError as e:
         raise fail(str(e)) from None
     deploy_mod.print_summary(result, console)

@@ -1,5 +1,6 @@
 """`pbox deploy`: run a playbook through ansible-runner, stream its progress, summarise."""
 
+import hashlib
 import os
 import shutil
 import sys
@@ -12,9 +13,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from pbox.paths import LAB_INVENTORY, PLAYBOOKS, REPO
+from pbox.paths import CACHE, LAB_INVENTORY, LAB_STATE, PLAYBOOKS, REPO
 
 SLOWEST = 8  # tasks named in the summary
+# Facts are gathered once and kept on disk between deploys (a re-run skips the gathering round): for this
+# long, so a host's changed memory or CPUs reach the settings derived from them within the hour.
+FACT_CACHE_SECONDS = 3600
 
 
 class DeployError(RuntimeError):
@@ -93,9 +97,18 @@ def _printer(out: Console, failures: list[str] | None = None,
     return on_event
 
 
+def fact_cache_dir(inventory: Path | None) -> Path:
+    """Where the facts of an inventory's hosts are kept between deploys: the lab's in its slot's state
+    (gone with `pbox lab down`; two slots' hosts share names), another inventory's under the cache."""
+    if inventory is None or inventory.resolve().is_relative_to(LAB_INVENTORY.resolve()):
+        return LAB_STATE / "facts"
+    return CACHE / "facts" / hashlib.sha256(str(inventory.resolve()).encode()).hexdigest()[:16]
+
+
 def run(inventory: Path | None, *, limit: str | None = None, check: bool = False,
         playbook: str = "site.yml", out: Console | None = None,
-        vault_password_file: Path | None = None, extravars: dict[str, Any] | None = None) -> DeployResult:
+        vault_password_file: Path | None = None, extravars: dict[str, Any] | None = None,
+        tags: str | None = None) -> DeployResult:
     import ansible_runner
 
     out = out or Console()
@@ -123,10 +136,14 @@ def run(inventory: Path | None, *, limit: str | None = None, check: bool = False
     try:
         r = ansible_runner.run(
             private_data_dir=str(private), project_dir=str(REPO), playbook=str(book),
-            inventory=str(inv), limit=limit, cmdline=" ".join(cmdline) or None, quiet=True,
+            inventory=str(inv), limit=limit, tags=tags, cmdline=" ".join(cmdline) or None, quiet=True,
             event_handler=_printer(out, failures, play_starts, task_starts), extravars=extravars or None,
             # No colour codes: ansible's own messages are shown in the summary as plain text.
-            envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+            envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+                     "ANSIBLE_CACHE_PLUGIN_TIMEOUT": str(FACT_CACHE_SECONDS)},
+            # ansible-runner keeps facts in a jsonfile cache under its (temporary) artifacts directory
+            # and sets ansible's cache variables itself; an absolute path puts the cache where it lasts.
+            fact_cache_type="jsonfile", fact_cache=str(fact_cache_dir(inventory)),
         )
         stats = r.stats or {}
         error = ""

@@ -51,8 +51,9 @@ def test_lab_profiles_are_valid(profile):
 
 
 def _roles_with_os_vars() -> list[str]:
-    return sorted(p.parent.parent.name for p in (REPO / "roles").glob("*/tasks/main.yml")
-                  if "os_family'] }}.yml" in p.read_text())
+    # A role loads them first thing: in tasks/preflight.yml (roles in parts) or tasks/main.yml.
+    return sorted({p.parent.parent.name for p in (REPO / "roles").glob("*/tasks/*.yml")
+                   if p.stem in ("main", "preflight") and "os_family'] }}.yml" in p.read_text()})
 
 
 @pytest.mark.parametrize("role", _roles_with_os_vars())

@@ -122,3 +122,38 @@ def test_audit_without_inventory_is_a_clear_error(tmp_path):
     r = pbox("audit", "-i", str(tmp_path / "missing.yml"), "-o", str(tmp_path / "out"))
     assert r.returncode == 2
     assert r.stderr.startswith("error: inventory not found") and "Traceback" not in r.stderr
+
+
+def test_deploy_tags_run_only_those_parts(tmp_path, monkeypatch):
+    """`pbox deploy --tags configure` passes the tags to ansible: untagged and other parts do not run."""
+    from rich.console import Console
+
+    from pbox import deploy
+
+    book = tmp_path / "parts.yml"
+    book.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                    "    - {name: install part, ansible.builtin.debug: {msg: i}, tags: [install]}\n"
+                    "    - {name: configure part, ansible.builtin.debug: {msg: c}, tags: [configure]}\n"
+                    "    - {name: untagged, ansible.builtin.debug: {msg: u}}\n")
+    inv = tmp_path / "hosts.yml"
+    inv.write_text("all: {hosts: {localhost: {ansible_connection: local}}}\n")
+    monkeypatch.setattr(deploy, "PLAYBOOKS", tmp_path)
+    console = Console(record=True, width=200)
+    result = deploy.run(inv, playbook="parts.yml", out=console, tags="configure")
+    text = console.export_text()
+    assert result.ok, text
+    assert "configure part" in text and "install part" not in text and "untagged" not in text
+    assert "--tags" in pbox("deploy", "--help").stdout
+
+
+def test_facts_are_kept_per_lab_slot_and_per_inventory(tmp_path):
+    """The fact cache of the lab lives in its slot's state (two slots' hosts share names, and `lab down`
+    removes it); another inventory gets a directory of its own."""
+    from pbox import deploy
+    from pbox.paths import LAB_INVENTORY, LAB_STATE
+
+    assert deploy.fact_cache_dir(None) == LAB_STATE / "facts"
+    assert deploy.fact_cache_dir(LAB_INVENTORY / "hosts.yml") == LAB_STATE / "facts"
+    a, b = (tmp_path / "a" / "hosts.yml"), (tmp_path / "b" / "hosts.yml")
+    assert deploy.fact_cache_dir(a) != deploy.fact_cache_dir(b)
+    assert LAB_STATE not in deploy.fact_cache_dir(a).parents
