@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import OwnerDep, RuntimeDep, client_ip
 from app.api.errors import ERROR_RESPONSES, ErrorBody
+from app.api.jsonbody import json_body
 from app.domain.clock import now
 from app.domain.errors import AppError
 from app.security.reads import ReadService
@@ -245,9 +246,10 @@ def read_notifications(who: OwnerDep, rt: RuntimeDep) -> None:
     "（full_history 为 false）。均为最新版本，已撤销的不显示，按结算日期倒序。每次查询均记入审计日志。",
     responses={403: {"model": ErrorBody, "description": "VEHICLE_NOT_BOUND"}},
 )
-def history(vin: VinPath, who: OwnerDep, rt: RuntimeDep) -> dict[str, Any]:
+def history(vin: VinPath, who: OwnerDep, rt: RuntimeDep) -> Response:
     with rt.db.transaction() as s:
-        return ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
+        hist = ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
+    return json_body(hist)  # after the commit: the connection is back in the pool
 
 
 class ProfileOut(BaseModel):

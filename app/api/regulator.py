@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.api.deps import RuntimeDep, StaffDep
 from app.api.errors import ERROR_RESPONSES
+from app.api.jsonbody import json_body
 from app.api.public import attachment_headers
 from app.domain.errors import AppError
 from app.runtime import Runtime
@@ -30,9 +31,10 @@ UsccPath = Annotated[str, Path(pattern=r"^[0-9A-Z]{18}$", description="统一社
     summary="车辆维修档案（仅本辖区企业的记录）",
     description="只返回管辖区域内企业的维修记录；每次查询均记入审计日志。",
 )
-def history(vin: VinPath, who: StaffDep, rt: RuntimeDep) -> dict[str, Any]:
+def history(vin: VinPath, who: StaffDep, rt: RuntimeDep) -> Response:
     with rt.db.transaction() as s:
-        return ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
+        hist = ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
+    return json_body(hist)  # after the commit: the connection is back in the pool
 
 
 @router.get(
