@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -279,14 +280,31 @@ WHERE i.indrelid IN ('repair_record'::regclass, 'record_version'::regclass)
 """
 
 
-def fill(dsn: str, enterprise_id: int, start_id: int, upto: int, sample: dict[str, Any]) -> None:
-    """Generated records (about 5 per car) until the table holds `upto` rows; ids above the app's."""
-    items = Jsonb(sample["items"][:1])
-    parts = Jsonb(sample["parts"][:1])
-    step = 1_000_000
+def fill_range(
+    dsn: str, enterprise_id: int, upto: int, ids: tuple[int, int], items: Jsonb, parts: Jsonb
+) -> None:
+    args = {
+        "ent": enterprise_id,
+        "vins": max(upto // 5, 1),
+        "days": SPREAD_DAYS,
+        "lo": ids[0],
+        "hi": ids[1],
+        "items": items,
+        "parts": parts,
+    }
     with psycopg.connect(dsn, autocommit=True) as conn:
         # synthetic rows: no statistics marks (triggers) nor foreign-key checks for them
         conn.execute("SET session_replication_role = replica")
+        conn.execute(FILL_HEAD, args)
+        conn.execute(FILL_VERSION, args)
+
+
+def fill(dsn: str, enterprise_id: int, start_id: int, upto: int, sample: dict[str, Any]) -> None:
+    """Generated records (about 5 per car) until the table holds `upto` rows; ids above the app's."""
+    items = Jsonb(sample["items"][:1])
+    parts_json = Jsonb(sample["parts"][:1])
+    step = 1_000_000
+    with psycopg.connect(dsn, autocommit=True) as conn:
         have = conn.execute("SELECT count(*) FROM repair_record").fetchone()[0]  # type: ignore[index]
         lo = start_id + have
         t0 = time.perf_counter()
@@ -295,18 +313,12 @@ def fill(dsn: str, enterprise_id: int, start_id: int, upto: int, sample: dict[st
             conn.execute(f'DROP INDEX "{name}"')
         while have < upto:
             n = min(step, upto - have)
-            args = {
-                "ent": enterprise_id,
-                "vins": max(upto // 5, 1),
-                "days": SPREAD_DAYS,
-                "lo": lo,
-                "hi": lo + n - 1,
-                "items": items,
-                "parts": parts,
-            }
             t = time.perf_counter()
-            conn.execute(FILL_HEAD, args)
-            conn.execute(FILL_VERSION, args)
+            # two connections, each half of the ids: twice the share of a busy machine's cores
+            half = n // 2
+            parts = [(lo, lo + half - 1), (lo + half, lo + n - 1)] if half else [(lo, lo + n - 1)]
+            with ThreadPoolExecutor(len(parts)) as pool:
+                list(pool.map(lambda r: fill_range(dsn, enterprise_id, upto, r, items, parts_json), parts))
             have, lo = have + n, lo + n
             if n >= step or have >= upto:
                 print(
@@ -497,6 +509,15 @@ def parse_size(text: str) -> int:
     return int(float(t[:-1]) * mult[t[-1]]) if t[-1] in mult else int(t)
 
 
+def live(minio: MinioServer) -> MinioServer:
+    """The MinIO server, started again if it went away (on a shared machine something may stop it
+    during a long fill); an app checks its bucket when it starts, and history reads use no objects."""
+    if minio._proc is not None and minio._proc.poll() is not None:
+        print("  (MinIO had stopped: started again)", flush=True)
+        minio.start()  # same port and data
+    return minio
+
+
 def history_part(
     base: str,
     db_url: str,
@@ -524,7 +545,7 @@ def history_part(
         with psycopg.connect(dsn) as conn:
             heads = conn.execute(HEADS_SQL, {"vin": vin}).fetchall()
         if compare is not None:
-            other, other_base = start_app(db_url, minio, source=compare)
+            other, other_base = start_app(db_url, live(minio), source=compare)
             try:
                 old = history_latency(other_base, owner, dsn, vin, samples, sql=False)
                 old_readers = readers(other_base, owner, vin, 32, seconds)
@@ -544,7 +565,7 @@ def history_part(
         written = audit_rows(dsn) - before
         with tempfile.TemporaryDirectory(prefix="pbox-bench-noaudit-") as patch_dir:
             Path(patch_dir, "sitecustomize.py").write_text(NO_AUDIT_PATCH)
-            bare_app, bare_base = start_app(db_url, minio, pythonpath=patch_dir)
+            bare_app, bare_base = start_app(db_url, live(minio), pythonpath=patch_dir)
             try:
                 before_bare = audit_rows(dsn)
                 unaudited = readers(bare_base, owner, vin, 32, seconds)
