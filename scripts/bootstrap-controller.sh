@@ -10,6 +10,7 @@ PACKAGES=(
   systemd-container debootstrap apt-cacher-ng iproute2 openssh-client zstd rsync curl
   qemu-system-x86 qemu-utils postgresql postgresql-contrib sshpass wireguard-tools
   chromium chromium-driver fonts-wqy-microhei
+  pgbackrest  # bench/restore_bench.py (and its smoke run in tests/app/test_bench_smoke.py)
   prometheus  # for promtool: the alert rules' unit tests (its daemon stays off, see below)
 )
 
