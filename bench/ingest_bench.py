@@ -133,6 +133,15 @@ def start_app(
     raise RuntimeError("app did not become ready")
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(60)  # a loaded machine takes its time to shut 2 workers down
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def register(base: str, db_url: str) -> dict[str, str]:
     """A licensed shop: on the licence roster first (as `app-admin roster import` puts it), so its
     registration is approved at once and it gets a token."""
@@ -436,32 +445,35 @@ def plan_partitions(dsn: str, sql: str, params: dict[str, Any]) -> str:
 
 
 def history_latency(
-    base: str, owner: dict[str, str], dsn: str, vin: str, samples: int, sql: bool = True
+    apps: dict[str, str], owner: dict[str, str], dsn: str, vin: str, samples: int
 ) -> dict[str, float]:
-    http: list[float] = []
-    with httpx.Client(base_url=base, headers=owner) as c:
-        for _ in range(samples):
-            t = time.perf_counter()
-            r = c.get(f"/api/v1/owner/vehicles/{vin}/history")
-            http.append(time.perf_counter() - t)
-            assert r.status_code == 200 and len(r.json()["records"]) == 20, r.text
-    out = {"http_p50": pct(http, 50), "http_p99": pct(http, 99)}
-    if not sql:
-        return out
+    """p50/p99 of the history over HTTP for each app and of the bare SQL of both queries, the
+    variants taking turns sample by sample: on a shared machine they see the same load."""
+    times: dict[str, list[float]] = {}
+    clients = {name: httpx.Client(base_url=base, headers=owner) for name, base in apps.items()}
+    conns = {name: psycopg.connect(dsn) for name in ("sql", "v1")}
     queries = {
         "sql": lambda conn: two_step(conn, vin),
         "v1": lambda conn: conn.execute(HISTORY_SQL_V1, {"vin": vin}).fetchall(),
     }
-    for name, query in queries.items():
-        times: list[float] = []
-        with psycopg.connect(dsn) as conn:
-            for _ in range(samples):
+    try:
+        for _ in range(samples):
+            for name, c in clients.items():
                 t = time.perf_counter()
-                rows = query(conn)
-                times.append(time.perf_counter() - t)
+                r = c.get(f"/api/v1/owner/vehicles/{vin}/history")
+                times.setdefault(name, []).append(time.perf_counter() - t)
+                assert r.status_code == 200 and len(r.json()["records"]) == 20, r.text
+            for name, query in queries.items():
+                t = time.perf_counter()
+                rows = query(conns[name])
+                times.setdefault(name, []).append(time.perf_counter() - t)
                 assert len(rows) == 20, len(rows)
-        out[f"{name}_p50"], out[f"{name}_p99"] = pct(times, 50), pct(times, 99)
-    return out
+    finally:
+        for c in clients.values():
+            c.close()
+        for conn in conns.values():
+            conn.close()
+    return {f"{name}_p{p}": pct(ts, p) for name, ts in times.items() for p in (50, 99)}
 
 
 # Started as sitecustomize in the second app process (and its workers) only: the history reads
@@ -472,25 +484,31 @@ _reads.ReadService._audit = lambda self, who, action, subject, **detail: None
 """
 
 
-def readers(base: str, owner: dict[str, str], vin: str, clients: int, seconds: float) -> float:
-    """Requests/s of `clients` concurrent owners' history reads for `seconds`."""
-    done = 0
+def readers(
+    apps: dict[str, str], owner: dict[str, str], vin: str, clients: int, seconds: float
+) -> dict[str, float]:
+    """Requests/s of `clients` concurrent owners' history reads against each app, the apps taking
+    turns in rounds (a third of `seconds` each, three rounds) so they see the same load."""
+    done: dict[str, int] = dict.fromkeys(apps, 0)
+    spent: dict[str, float] = dict.fromkeys(apps, 0.0)
 
-    async def client(http: httpx.AsyncClient, until: float) -> None:
-        nonlocal done
+    async def client(http: httpx.AsyncClient, name: str, until: float) -> None:
         while time.perf_counter() < until:
-            r = await http.get(f"{base}/api/v1/owner/vehicles/{vin}/history", headers=owner)
+            r = await http.get(f"{apps[name]}/api/v1/owner/vehicles/{vin}/history", headers=owner)
             assert r.status_code == 200, r.text
-            done += 1
+            done[name] += 1
 
-    async def run() -> float:
+    async def run() -> None:
         async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=clients)) as http:
-            start = time.perf_counter()
-            until = start + seconds
-            await asyncio.gather(*(client(http, until) for _ in range(clients)))
-            return done / (time.perf_counter() - start)
+            for _ in range(3):
+                for name in apps:
+                    start = time.perf_counter()
+                    until = start + seconds / 3
+                    await asyncio.gather(*(client(http, name, until) for _ in range(clients)))
+                    spent[name] += time.perf_counter() - start
 
-    return asyncio.run(run())
+    asyncio.run(run())
+    return {name: done[name] / spent[name] for name in apps}
 
 
 def durable(dsn: str, on: bool) -> None:
@@ -542,58 +560,60 @@ def history_part(
     print(f"== history of a VIN with 20 repairs in 20 of {MONTHS} monthly partitions (ms) ==")
     for size in sizes:
         fill(dsn, int(shop["enterprise_id"]), 10_000_000_000, size, sample)
-        lat = history_latency(base, owner, dsn, vin, samples)
-        print(
-            f"  {size:>11,} records, database {db_size(dsn)}: HTTP p50 {lat['http_p50']:.1f} p99"
-            f" {lat['http_p99']:.1f} | bare SQL p50 {lat['sql_p50']:.1f} p99 {lat['sql_p99']:.1f}"
-            f" (HTTP/SQL p99 {lat['http_p99'] / lat['sql_p99']:.1f}×) | the pre-issue-20 join p50"
-            f" {lat['v1_p50']:.1f} p99 {lat['v1_p99']:.1f}",
-            flush=True,
-        )
-        with psycopg.connect(dsn) as conn:
-            heads = conn.execute(HEADS_SQL, {"vin": vin}).fetchall()
-        if compare is not None:
-            other, other_base = start_app(db_url, live(minio), source=compare)
-            try:
-                old = history_latency(other_base, owner, dsn, vin, samples, sql=False)
-                durable(dsn, True)
-                old_readers = readers(other_base, owner, vin, 32, seconds)
-            finally:
-                durable(dsn, False)
-                other.terminate()
-                other.wait(10)
-            print(
-                f"    the app of {compare} on the same data: HTTP p50 {old['http_p50']:.1f} p99"
-                f" {old['http_p99']:.1f}; 32 concurrent readers (durable commits), audited,"
-                f" {old_readers:,.0f} req/s",
-                flush=True,
-            )
-        explained = plan_partitions(dsn, VERSIONS_SQL, versions_args(heads))
-        print(f"    EXPLAIN, the service's versions query: {explained}")
-        print(f"    EXPLAIN, the pre-issue-20 join: {plan_partitions(dsn, HISTORY_SQL_V1, {'vin': vin})}")
-        # the readers with durable commits, as in production: the chain's lock is held until the
-        # commit's WAL flush, so its cost shows only with fsync and synchronous_commit on
-        durable(dsn, True)
-        before = audit_rows(dsn)
-        audited = readers(base, owner, vin, 32, seconds)
-        written = audit_rows(dsn) - before
+        others: list[subprocess.Popen[bytes]] = []
         with tempfile.TemporaryDirectory(prefix="pbox-bench-noaudit-") as patch_dir:
-            Path(patch_dir, "sitecustomize.py").write_text(NO_AUDIT_PATCH)
-            bare_app, bare_base = start_app(db_url, live(minio), pythonpath=patch_dir)
             try:
-                before_bare = audit_rows(dsn)
-                unaudited = readers(bare_base, owner, vin, 32, seconds)
-                assert audit_rows(dsn) == before_bare, "the bench-only patch did not switch the audit off"
+                # beside this tree's app: the same app with the audit write patched out (bench only),
+                # and the app of another checkout (--compare-app); all measured taking turns
+                Path(patch_dir, "sitecustomize.py").write_text(NO_AUDIT_PATCH)
+                bare, bare_base = start_app(db_url, live(minio), pythonpath=patch_dir)
+                others.append(bare)
+                apps = {"http": base}
+                if compare is not None:
+                    old, old_base = start_app(db_url, live(minio), source=compare)
+                    others.append(old)
+                    apps["old"] = old_base
+                lat = history_latency(apps, owner, dsn, vin, samples)
+                line = (
+                    f"  {size:>11,} records, database {db_size(dsn)}: HTTP p50 {lat['http_p50']:.1f} p99"
+                    f" {lat['http_p99']:.1f} | bare SQL p50 {lat['sql_p50']:.1f} p99 {lat['sql_p99']:.1f}"
+                    f" (HTTP/SQL p99 {lat['http_p99'] / lat['sql_p99']:.1f}×) | the pre-issue-20 join p50"
+                    f" {lat['v1_p50']:.1f} p99 {lat['v1_p99']:.1f}"
+                )
+                if compare is not None:
+                    line += f" | the app of {compare}: HTTP p50 {lat['old_p50']:.1f} p99 {lat['old_p99']:.1f}"
+                print(line, flush=True)
+                with psycopg.connect(dsn) as conn:
+                    heads = conn.execute(HEADS_SQL, {"vin": vin}).fetchall()
+                explained = plan_partitions(dsn, VERSIONS_SQL, versions_args(heads))
+                print(f"    EXPLAIN, the service's versions query: {explained}")
+                explained = plan_partitions(dsn, HISTORY_SQL_V1, {"vin": vin})
+                print(f"    EXPLAIN, the pre-issue-20 join: {explained}")
+                # durable commits, as in production: the chain's lock is held until the commit's WAL
+                # flush, so its cost shows only with fsync and synchronous_commit on
+                durable(dsn, True)
+                before = audit_rows(dsn)
+                rates = readers(
+                    {"audited": base, "bare": bare_base}
+                    | ({"old": apps["old"]} if compare is not None else {}),
+                    owner,
+                    vin,
+                    32,
+                    seconds,
+                )
+                written = audit_rows(dsn) - before
             finally:
-                bare_app.terminate()
-                bare_app.wait(10)
                 durable(dsn, False)
-        print(
-            f"    32 concurrent readers, durable commits: audited {audited:,.0f} req/s"
-            f" ({written:,} audit rows) | audit write off (bench only) {unaudited:,.0f} req/s"
-            f" | ratio {audited / unaudited:.2f}",
-            flush=True,
+                for proc in others:
+                    stop(proc)
+        line = (
+            f"    32 concurrent readers, durable commits: audited {rates['audited']:,.0f} req/s"
+            f" ({written:,} audit rows) | audit write off (bench only) {rates['bare']:,.0f} req/s"
+            f" | ratio {rates['audited'] / rates['bare']:.2f}"
         )
+        if compare is not None:
+            line += f" | the app of {compare}, audited: {rates['old']:,.0f} req/s"
+        print(line, flush=True)
 
 
 def main() -> None:
@@ -642,8 +662,7 @@ def main() -> None:
         history_part(base, db_url, dsn, minio, shop, sizes, samples, seconds, args.compare_app)
     finally:
         if app is not None:
-            app.terminate()
-            app.wait(10)
+            stop(app)
         minio.stop()
         pg.stop()
 
