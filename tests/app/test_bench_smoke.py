@@ -44,7 +44,8 @@ SMOKES: dict[str, tuple[list[str], list[str]]] = {
         [
             r"pgBackRest full backup +: +[\d.]+ s",
             r"pg_dump -Fd -j2 \(baseline\) +: +[\d.]+ s",
-            r"achieved RPO after losing the primary: [\d.]+ s",
+            # nan at this size: 2 s of heartbeats fit in a WAL segment not archived yet (archive_timeout 60 s)
+            r"achieved RPO after losing the primary: (nan|[\d.]+) s",
         ],
     ),
     # Written on the "ingest" branch of issue 20 at the same time as this file: skipped until it is
