@@ -146,6 +146,7 @@ class ReadService:
                 (h.name, h.uscc) if masked is None or h.enterprise_id == masked else (None, None),
             )
             for h in head_rows
+            if (h.id, h.current_version) in versions  # as the inner join it replaces
         ]
         files = attachments.list_for(self.session, [v.record_id for v, _ in rows])
         repair_types = code_tables()["repair_type"]
