@@ -98,7 +98,7 @@ def pct(samples: list[float], p: float) -> float:
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))] * 1000
 
 
-def start_app(
+def _start_app(
     db_url: str, minio: MinioServer, pythonpath: str | None = None, source: Path = REPO
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
@@ -131,6 +131,19 @@ def start_app(
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError("app did not become ready")
+
+
+def start_app(
+    db_url: str, minio: MinioServer, pythonpath: str | None = None, source: Path = REPO
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The app, tried again (up to 3 times) with MinIO started again if it went away meanwhile."""
+    for attempt in range(3):
+        try:
+            return _start_app(db_url, live(minio), pythonpath, source)
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
