@@ -3,6 +3,11 @@
 Run as root: `make bench-lab` (or `.venv/bin/python bench/lab_bench.py`). The cold build goes to a
 throwaway cache directory, so the real cache is neither used nor disturbed; the 4-host lab is the
 `labcheck` profile (3 containers and 1 KVM guest).
+
+`--smoke` (the lab lane's run, tests/lab/test_lab_hosts.py, on the `labcheck` lab that module has
+up): no cold build (minutes of debootstrap; a CI run cannot afford it, the full run measures it), the
+cached image checked, `lab up` of the running lab timed (the idempotent path) and nothing taken
+down — the module's fixture does that.
 """
 
 import sys
@@ -27,8 +32,19 @@ def timed(label: str, fn):
     return result, elapsed
 
 
+def smoke() -> None:
+    timed("base image, cached (checked only)", ensure_base_image)
+    hosts = load_profile(PROFILE).hosts
+    label = f"lab up of the running {len(hosts)} hosts (no-op)"
+    _, t_again = timed(label, lambda: lab.up(PROFILE, lambda _: None))
+    print(f"idempotent up {t_again:.1f} s ({t_again / len(hosts):.1f} s per host)")
+
+
 def main() -> None:
     lab.check_prerequisites()
+    if sys.argv[1:] == ["--smoke"]:
+        smoke()
+        return
     lab.down(lambda _: None)
     with tempfile.TemporaryDirectory(prefix="pbox-bench-", dir="/var/tmp") as cold:
         timed("base image, cold (debootstrap + configure)", lambda: ensure_base_image(cache=Path(cold)))

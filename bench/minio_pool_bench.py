@@ -1,6 +1,7 @@
 """MinIO pool start-up time on a deployed centralized lab (four hosts, one erasure-coded pool).
 
-Run as root with the lab up and deployed: `PBOX_LAB_SLOT=N .venv/bin/python bench/minio_pool_bench.py`.
+Run as root with the lab up and deployed: `PBOX_LAB_SLOT=N .venv/bin/python bench/minio_pool_bench.py`
+(`--rounds 1`: the lab lane's smoke run, tests/lab/centralized/test_6_minio_pool_bench.py).
 Prints, per round: the whole pool restarted at once until it has write quorum
 (`/minio/health/cluster` 200) and until its admin API answers (IAM loaded); beside it the same
 run's baseline, one host restarted alone until the pool counts its drive online again.
@@ -60,7 +61,8 @@ def main() -> None:
             return -1
         return json.loads(body)["backend"].get("onlineDisks", 0) if status == 200 else -1
 
-    for i in range(ROUNDS):
+    rounds = int(sys.argv[2]) if sys.argv[1:2] == ["--rounds"] else ROUNDS
+    for i in range(rounds):
         t0 = time.monotonic()
         with ThreadPoolExecutor(len(HOSTS)) as ex:
             list(ex.map(lambda n: ssh(prof.host(n), RESTART), HOSTS))

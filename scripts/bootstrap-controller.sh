@@ -11,6 +11,7 @@ PACKAGES=(
   qemu-system-x86 qemu-utils postgresql postgresql-contrib sshpass wireguard-tools
   chromium chromium-driver fonts-wqy-microhei
   softhsm2  # the PKCS#11 key provider's tests (a token in a tmp dir; issue 24)
+  pgbackrest  # bench/restore_bench.py (and its smoke run in tests/app/test_bench_smoke.py)
   prometheus  # for promtool: the alert rules' unit tests (its daemon stays off, see below)
 )
 

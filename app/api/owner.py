@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from app.api import http, schemas
 from app.api.deps import OwnerDep, RuntimeDep, client_ip
 from app.api.errors import ERROR_RESPONSES, ErrorBody
+from app.api.jsonbody import json_body
 from app.domain.errors import AppError
 from app.services import claims, complaints, owners, ratings
 from app.services.reads import ReadService
@@ -240,14 +241,16 @@ def read_notifications(who: OwnerDep, rt: RuntimeDep) -> None:
 
 @router.get(
     "/vehicles/{vin}/history",
+    response_model=schemas.HistoryOut,  # answered by json_body after the commit: the schema is the doc
     summary="车辆维修档案（一车一档）",
     description="完整档案认证后为该车全部有效维修记录；仅以查询码绑定时只含出具查询码的企业的记录"
     "（full_history 为 false）。均为最新版本，已撤销的不显示，按结算日期倒序。每次查询均记入审计日志。",
     responses={403: {"model": ErrorBody, "description": "VEHICLE_NOT_BOUND"}},
 )
-def history(vin: VinPath, who: OwnerDep, rt: RuntimeDep) -> schemas.HistoryOut:
+def history(vin: VinPath, who: OwnerDep, rt: RuntimeDep) -> Response:
     with rt.db.transaction() as s:
-        return ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
+        hist = ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
+    return json_body(hist)  # after the commit: the connection is back in the pool
 
 
 class ProfileOut(BaseModel):

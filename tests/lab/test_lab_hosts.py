@@ -165,6 +165,23 @@ def test_up_twice_is_safe(labcheck):
     assert sorted(state.pids.values()) == sorted(pids), "a second `up` restarted running hosts"
 
 
+def test_lab_bench_smoke(labcheck):
+    """bench/lab_bench.py's smoke run (issue 20 item 5) on this module's lab: it must finish and print
+    its figures (no bound on them); the cold image build is the full run's alone. Before the lab
+    goes down (test_down_leaves_nothing): the bench's `lab up` must find it running."""
+    r = subprocess.run(
+        [sys.executable, str(REPO / "bench/lab_bench.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+        timeout=600,
+    )
+    print(r.stdout)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert re.search(r"idempotent up [\d.]+ s", r.stdout), r.stdout
+
+
 def test_down_leaves_nothing(labcheck, clean_controller):
     _, pids = labcheck
     assert_down_leaves_nothing(clean_controller, pids)
@@ -172,3 +189,4 @@ def test_down_leaves_nothing(labcheck, clean_controller):
 
 def test_profile_is_the_one_tested():
     assert {h.kind for h in load_profile(PROFILE).hosts} == {"container", "kvm"}
+
