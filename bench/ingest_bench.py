@@ -47,7 +47,7 @@ from app.devtools.samples import make_enterprise, make_record, make_vin, roster_
 from app.domain.record import digest, parse_record  # noqa: E402
 from app.security.auditlog import AuditLog  # noqa: E402
 from app.services import roster  # noqa: E402
-from app.services.records import _version_row  # noqa: E402
+from app.services.records import version_row  # noqa: E402
 
 PG_SETTINGS = {
     "shared_buffers": "2GB",
@@ -206,7 +206,7 @@ def copy_rate(dsn: str, enterprise_id: int, recs: list[dict[str, Any]]) -> float
                 )
         with cur.copy(f"COPY record_version ({', '.join(VERSION_COLS)}) FROM STDIN") as cp:
             for rid, rec, dig in zip(ids, parsed, digests, strict=True):
-                row = _version_row(rec, rid, 1, enterprise_id, "copy", now, dig)
+                row = version_row(rec, rid, 1, enterprise_id, "copy", now, dig)
                 row["items"] = Jsonb(row["items"])
                 row["parts"] = Jsonb(row["parts"])
                 cp.write_row(tuple(row[c] for c in VERSION_COLS))

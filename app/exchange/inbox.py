@@ -41,7 +41,7 @@ from app.exchange.metrics import REFUSED
 from app.exchange.node import ExchangeNode, Peer
 from app.exchange.signing import verify
 from app.security.auditlog import AuditLog, Event
-from app.services.records import BatchItem, _upsert_vehicles, _version_row
+from app.services.records import BatchItem, upsert_vehicles, version_row
 
 log = logging.getLogger("app.exchange")
 _REGION = re.compile(r"^\d{6}$")
@@ -400,7 +400,7 @@ def apply_records(
     ent_ids = _enterprise_ids(session, [m.enterprise for m in fresh])
     uploads = [m for m in fresh if m.parsed is not None]
     if uploads:
-        _upsert_vehicles(session, [BatchItem(i, m.parsed) for i, m in enumerate(uploads) if m.parsed])
+        upsert_vehicles(session, [BatchItem(i, m.parsed) for i, m in enumerate(uploads) if m.parsed])
     applied: list[RecordMsg] = []
     pending = sorted(fresh, key=lambda m: (m.enterprise.uscc, m.settlement_no, m.version))
     while pending:  # a record with several versions in the batch: one version per round
@@ -511,7 +511,7 @@ def _apply_round(session: Session, msgs: list[RecordMsg], ent_ids: dict[str, int
             else:
                 moved.append({"head_id": rid, **head_values(m)})
         if m.parsed is not None:
-            row = _version_row(m.parsed, rid, m.version, k[0], "exchange", received_at, m.digest)
+            row = version_row(m.parsed, rid, m.version, k[0], "exchange", received_at, m.digest)
         else:
             row = {
                 "record_id": rid,
