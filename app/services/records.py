@@ -233,39 +233,51 @@ _HEAD_TYPES = {
     "mileage_km": "int",
     "digest": "text",
 }
-# the vehicles first (the InitPlan on them runs before any head is inserted), then the heads
-_NEW_HEADS = text(
-    f"WITH vehicles AS ({_VEHICLES} RETURNING 1) "
+_CONTENT_TYPES = {
+    "settlement_no": "text", "vin": "text", "digest": "text", "plate_no": "text", "plate_colour": "text",
+    "repair_date": "date", "settle_date": "date", "mileage_km": "int", "fault_description": "text",
+    "repair_type": "text", "items": "jsonb", "parts": "jsonb", "labour_total": "numeric",
+    "parts_total": "numeric", "other_total": "numeric", "total": "numeric",
+}  # fmt: skip
+_INSERT_VERSIONS = (
+    f"INSERT INTO record_version (received_at, kind, source, enterprise_id, record_id, version, "
+    f"{', '.join(_CONTENT_TYPES)}) SELECT :received_at, 'upload', :source, :enterprise_id"
+)
+# the active repairs of the cars in `vins` as they were when the statement began
+_ACTIVE = (
+    "SELECT id, NULL, vin, settle_date, mileage_km FROM repair_record "
+    "WHERE vin = ANY(CAST(:vins AS text[])) AND status = 'active'"
+)
+# New records whole: the vehicles (an InitPlan on them makes them go first), the heads that are new
+# (a settlement number already known is left to the next statements), their first versions, and for
+# the odometer check the cars' active repairs: those before this statement plus the new heads.
+_NEW_RECORDS = text(
+    f"WITH vehicles AS ({_VEHICLES} RETURNING 1), "
+    "heads AS ("
     "INSERT INTO repair_record (enterprise_id, settlement_no, vin, settle_date, mileage_km, current_version, "
     "current_received_at, current_digest, status) "
     "SELECT :enterprise_id, settlement_no, vin, settle_date, mileage_km, 1, :received_at, digest, 'active' "
     f"FROM {_recordset(_HEAD_TYPES, 'heads')} WHERE (SELECT count(*) FROM vehicles) >= 0 "
-    "ON CONFLICT (enterprise_id, settlement_no) DO NOTHING RETURNING settlement_no, id"
+    "ON CONFLICT (enterprise_id, settlement_no) DO NOTHING "
+    "RETURNING id, settlement_no, vin, settle_date, mileage_km), "
+    f"versions AS ({_INSERT_VERSIONS}, heads.id, 1, {', '.join(f'v.{c}' for c in _CONTENT_TYPES)} "
+    f"FROM {_recordset(_CONTENT_TYPES, 'versions', 'v')} JOIN heads USING (settlement_no)) "
+    f"SELECT id, settlement_no, vin, settle_date, mileage_km FROM heads UNION ALL {_ACTIVE}"
 )
-_VERSION_TYPES = {
-    "record_id": "bigint", "version": "int", "settlement_no": "text", "vin": "text", "digest": "text",
-    "plate_no": "text", "plate_colour": "text", "repair_date": "date", "settle_date": "date",
-    "mileage_km": "int", "fault_description": "text", "repair_type": "text", "items": "jsonb",
-    "parts": "jsonb", "labour_total": "numeric", "parts_total": "numeric", "other_total": "numeric",
-    "total": "numeric",
-}  # fmt: skip
-# The changed heads moved, the versions written, and the active repairs of the batch's cars read back
-# for the odometer check: the read sees the heads as they were before this statement, so the moved
-# ones are taken from the UPDATE's own RETURNING instead.
-_NEW_VERSIONS = text(
+# Known records that changed: their heads moved, their versions written, and the cars' active
+# repairs read back, the moved heads as the UPDATE left them (the read sees them as before it).
+_CHANGED_RECORDS = text(
     "WITH moved AS ("
     "UPDATE repair_record r SET vin = m.vin, settle_date = m.settle_date, mileage_km = m.mileage_km, "
     "current_version = m.version, current_received_at = :received_at, current_digest = m.digest, "
     "status = 'active' "
     f"FROM {_recordset({'id': 'bigint', **_HEAD_TYPES, 'version': 'int'}, 'moved', 'm')} WHERE r.id = m.id "
     "RETURNING r.id, r.vin, r.settle_date, r.mileage_km), "
-    "versions AS ("
-    f"INSERT INTO record_version (received_at, kind, source, enterprise_id, {', '.join(_VERSION_TYPES)}) "
-    f"SELECT :received_at, 'upload', :source, :enterprise_id, {', '.join(_VERSION_TYPES)} "
-    f"FROM {_recordset(_VERSION_TYPES, 'versions')}) "
-    "SELECT id, vin, settle_date, mileage_km FROM repair_record "
-    "WHERE vin = ANY(CAST(:vins AS text[])) AND status = 'active' AND id NOT IN (SELECT id FROM moved) "
-    "UNION ALL SELECT id, vin, settle_date, mileage_km FROM moved WHERE vin = ANY(CAST(:vins AS text[]))"
+    f"versions AS ({_INSERT_VERSIONS}, record_id, version, {', '.join(_CONTENT_TYPES)} "
+    f"FROM {_recordset({'record_id': 'bigint', 'version': 'int', **_CONTENT_TYPES}, 'versions')}) "
+    f"{_ACTIVE} AND id NOT IN (SELECT id FROM moved) "
+    "UNION ALL SELECT id, NULL, vin, settle_date, mileage_km FROM moved "
+    "WHERE vin = ANY(CAST(:vins AS text[]))"
 )
 
 
@@ -309,22 +321,29 @@ def _ingest_round(
 ) -> dict[int, IngestResult]:
     """Records with distinct settlement numbers: create the new ones, version the changed ones.
 
-    At most three statements whatever the batch's size: vehicles and new heads; the existing heads
-    locked (when there are any); the changed heads moved, the versions written and the previous
-    mileages read."""
+    One statement when all are new; otherwise two more: the known heads locked, and the changed ones
+    moved with their new versions."""
     received_at = now()
     contents = {i.record.settlement_no: i.record.model_dump(mode="json") for i in items}
     digests = {no: content_digest(c) for no, c in contents.items()}
-    inserted = session.execute(
-        _NEW_HEADS,
+    rows = {
+        no: version_row(i.record, 0, 1, enterprise_id, source, received_at, digests[no], contents[no])
+        for i in items
+        if (no := i.record.settlement_no)
+    }
+    common = {"received_at": received_at, "source": source, "enterprise_id": enterprise_id}
+    answer = session.execute(
+        _NEW_RECORDS,
         {
-            "enterprise_id": enterprise_id,
-            "received_at": received_at,
+            **common,
             "cars": _cars(items),
             "heads": _rows([_head(i.record, digests[i.record.settlement_no]) for i in items]),
+            "versions": _rows([{c: row.get(c) for c in _CONTENT_TYPES} for row in rows.values()]),
+            "vins": sorted({i.record.vehicle.vin for i in items}),
         },
-    )
-    created: dict[str, int] = {no: rid for no, rid in inserted}
+    ).all()
+    created: dict[str, int] = {a.settlement_no: a.id for a in answer if a.settlement_no is not None}
+    active = answer  # the cars' active repairs: those from before and the new heads
     existing = {
         h.settlement_no: h
         for h in session.execute(
@@ -340,7 +359,6 @@ def _ingest_round(
     } if len(created) < len(items) else {}  # fmt: skip
 
     results: dict[int, IngestResult] = {}
-    versions: list[dict[str, Any]] = []
     written: list[NewVersion] = []
     moved: list[dict[str, Any]] = []
     ids = {**created, **{no: h.id for no, h in existing.items()}}
@@ -358,25 +376,25 @@ def _ingest_round(
                 continue
             outcome, version = "updated", head.current_version + 1
             moved.append(_head(rec, digests[no], id=head.id, version=version))
-        row = version_row(
-            rec, ids[no], version, enterprise_id, source, received_at, digests[no], contents[no]
-        )
-        versions.append(row)
-        written.append(NewVersion(row, rec))
+        rows[no] |= {"record_id": ids[no], "version": version}
+        written.append(NewVersion(rows[no], rec))
         results[item.index] = IngestResult(outcome, ids[no], version, codes.for_record(ids[no]))
-    if versions:
-        changed = [i for i in items if results[i.index].outcome != "unchanged"]
-        active = session.execute(
-            _NEW_VERSIONS,
+    changed = [i for i in items if results[i.index].outcome != "unchanged"]
+    if moved:
+        versions = [
+            {c: rows[m["settlement_no"]].get(c) for c in ("record_id", "version", *_CONTENT_TYPES)}
+            for m in moved
+        ]
+        active = session.execute(  # the same, after the moves
+            _CHANGED_RECORDS,
             {
-                "received_at": received_at,
-                "source": source,
-                "enterprise_id": enterprise_id,
+                **common,
                 "moved": _rows(moved),
-                "versions": _rows([{c: v.get(c) for c in _VERSION_TYPES} for v in versions]),
+                "versions": _rows(versions),
                 "vins": sorted({i.record.vehicle.vin for i in changed}),
             },
         ).all()
+    if written:
         warnings = _mileage_warnings(changed, ids, active)
         for item in items:
             results[item.index].warnings = warnings.get(item.record.settlement_no, [])
