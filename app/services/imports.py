@@ -224,9 +224,8 @@ def run(
         ] if fixed_enterprise is None else []  # fmt: skip
         if unknown:
             with rt.db.transaction() as s:
-                found = dict(
-                    s.execute(select(Enterprise.uscc, Enterprise.id).where(Enterprise.uscc.in_(unknown)))
-                )
+                query = select(Enterprise.uscc, Enterprise.id).where(Enterprise.uscc.in_(unknown))
+                found = dict(s.execute(query).tuples().all())
             usccs.update({u: found.get(u) for u in unknown})
         for ln in chunk:
             if ln.record is None:
