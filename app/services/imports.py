@@ -18,6 +18,8 @@ import csv
 import hashlib
 import io
 import json
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +36,7 @@ from app.exchange.outbox import sink_for
 from app.runtime import Runtime
 from app.security.auditlog import Event
 from app.services.collection import validate
-from app.services.records import ingest_many
+from app.services.records import BatchItem, ingest_many
 
 Format = Literal["csv", "jsonl"]
 SOURCE = "import"  # record_version.source of imported versions
@@ -212,16 +214,15 @@ def run(
         return summary
     usccs: dict[str, int | None] = {}
     sink = sink_for(rt.exchange)
-    pending: list[Line] = []
 
-    def store(chunk: list[Line], last: bool) -> None:
-        if not chunk and not last:
-            return
+    def check(chunk: list[Line]) -> tuple[list[tuple[int, str]], dict[int, list[BatchItem]]]:
+        """The lines' rejects (line, reason) and valid records by enterprise: no write."""
         bad: list[tuple[int, str]] = []
-        by_enterprise: dict[int, list[tuple[Line, dict[str, Any]]]] = {}
-        unknown = [
+        by_enterprise: dict[int, list[dict[str, Any]]] = {}
+        numbers: dict[int, list[int]] = {}
+        unknown = sorted({
             u for ln in chunk if ln.record and (u := ln.record.get(USCC_FIELD)) and u not in usccs
-        ] if fixed_enterprise is None else []  # fmt: skip
+        }) if fixed_enterprise is None else []  # fmt: skip
         if unknown:
             with rt.db.transaction() as s:
                 query = select(Enterprise.uscc, Enterprise.id).where(Enterprise.uscc.in_(unknown))
@@ -240,28 +241,29 @@ def run(
                 what = f"{uscc} 未在本平台登记" if uscc else "缺少（迁移来源的每行须注明所属企业）"
                 bad.append((ln.number, f"{USCC_FIELD}: {what}"))
             else:
-                by_enterprise.setdefault(ent, []).append((ln, rec))
-        checked: dict[int, tuple[list[tuple[Line, dict[str, Any]]], Any]] = {}
-        for ent, lines in by_enterprise.items():
-            outcomes, valid, _ = validate([rec for _, rec in lines])
-            for (ln, _), o in zip(lines, outcomes, strict=True):
-                if o.errors:
-                    bad.append((ln.number, reasons(o.errors)))
-            checked[ent] = (lines, valid)
-        bad.sort()
+                by_enterprise.setdefault(ent, []).append(rec)
+                numbers.setdefault(ent, []).append(ln.number)
+        valid: dict[int, list[BatchItem]] = {}
+        for ent, recs in by_enterprise.items():
+            outcomes, valid[ent], _ = validate(recs)
+            bad += [(numbers[ent][o.index], reasons(o.errors)) for o in outcomes if o.errors]
+        return sorted(bad), valid
+
+    def store(chunk: list[Line], checked: tuple[list[tuple[int, str]], dict[int, list[BatchItem]]],
+              last: bool) -> None:  # fmt: skip
+        bad, valid = checked
         # the rejects first, made durable: a run killed before its commit drops them again on resume
         _append_rejects(rejects, bad)
         counts = {"created": 0, "updated": 0, "unchanged": 0}
-        end = chunk[-1].end if chunk else offset
-        last_line = chunk[-1].number if chunk else line
+        end = chunk[-1].end if chunk else stored["offset"]
+        last_line = chunk[-1].number if chunk else stored["line"]
 
         def work(s: Session) -> None:
             for k in counts:
                 counts[k] = 0
-            for ent in sorted(checked):
-                _, valid = checked[ent]
-                if valid:
-                    for r in ingest_many(s, rt.codes, ent, valid, SOURCE, sink).values():
+            for ent in sorted(valid):
+                if valid[ent]:
+                    for r in ingest_many(s, rt.codes, ent, valid[ent], SOURCE, sink).values():
                         counts[r.outcome] += 1
             values = {"byte_offset": end, "line": last_line, "updated_at": now()}
             s.execute(
@@ -284,6 +286,7 @@ def run(
             }))  # fmt: skip
 
         rt.db.run(work)
+        stored.update(offset=end, line=last_line)
         summary.lines += len(chunk)
         summary.created += counts["created"]
         summary.updated += counts["updated"]
@@ -292,13 +295,37 @@ def run(
         if progress is not None:
             progress(end, summary.lines)
 
-    for ln in read_lines(path, fmt, offset, line):
-        pending.append(ln)
-        if len(pending) >= batch_size:
-            store(pending, False)
-            offset, line = pending[-1].end, pending[-1].number
-            pending = []
-    store(pending, True)
+    stored = {"offset": offset, "line": line}
+    # Reading and checking the next batch (Python, holding the GIL) overlaps storing this one (mostly
+    # waiting on PostgreSQL), as a COPY client's work overlaps the server's.
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=2)
+
+    def produce() -> None:
+        try:
+            lines = read_lines(path, fmt, offset, line)
+            following = next(lines, None)
+            while True:
+                chunk: list[Line] = []
+                while following is not None and len(chunk) < batch_size:
+                    chunk.append(following)
+                    following = next(lines, None)
+                ahead.put((chunk, check(chunk), following is None))
+                if following is None:
+                    return
+        except BaseException as e:  # handed to the storing thread, which raises it
+            ahead.put(e)
+
+    reader = threading.Thread(target=produce, name="import-reader", daemon=True)
+    reader.start()
+    while True:
+        item = ahead.get()
+        if isinstance(item, BaseException):
+            raise item
+        chunk, checked, last = item
+        store(chunk, checked, last)
+        if last:
+            break
+    reader.join()
     summary.totals = _totals(rt, digest)
     return summary
 
