@@ -345,6 +345,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies table sizes and upload counts")
     ap.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
+    ap.add_argument("--upload-only", action="store_true", help="the upload rates only, no history part")
     args = ap.parse_args()
     sizes = [max(int(1_000_000 * args.scale), 1000), max(int(10_000_000 * args.scale), 10_000)]
     n_single = max(int(2000 * min(args.scale, 1)), 200)
@@ -369,6 +370,8 @@ def main() -> None:
         print(f"  API, batches of 100         : {batch:>9,.0f} records/s  ({n_batch} records)")
         print(f"  PostgreSQL COPY (baseline)  : {copy:>9,.0f} records/s  ({n_batch} records)")
         print(f"  ratio API/COPY              : single {single / copy:.1%}, batch {batch / copy:.1%}")
+        if args.upload_only:
+            return
 
         vin, owner = target_vin(base, shop, dsn)
         sample = make_record(items=8, parts=8)
