@@ -16,6 +16,11 @@ role later gets a fresh account from the system administrator instead.
 columns in docs/operations.md): the good rows are imported, each bad row is printed with its line
 number and reasons, and the exit status is 1 if any row was bad (2 if the file could not be read).
 
+`import FILE.csv|FILE.jsonl (--enterprise USCC | --source NAME)` imports historical repair records
+(app.services.imports; docs/operations.md): resumable, with a progress bar, a rejects file
+(FILE.rejects.tsv: line number and reason) and a summary; exit status 1 if any line was rejected, 2 if
+the file could not be imported at all.
+
 `audit verify-log` verifies the node's keyed audit chain with the node's own key and, given the
 central log host's anchor file (`--anchors FILE`, or `-` for standard input), checks every anchor of
 this node against the chain (docs/operations.md).
@@ -24,6 +29,7 @@ this node against the chain (docs/operations.md).
 import argparse
 import getpass
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -32,10 +38,10 @@ from sqlalchemy.orm import Session
 
 from app.db.session import Database
 from app.domain.errors import AppError
-from app.runtime import audit_log, field_cipher, node_name
+from app.runtime import Runtime, audit_log, field_cipher, node_name
 from app.security.auditlog import MissingAuditKey, verify_with_anchors
 from app.security.rbac import Role
-from app.services import roster, staff
+from app.services import imports, roster, staff
 from app.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -93,6 +99,53 @@ def import_roster(path: Path) -> int:
     return 1 if report.bad else 0
 
 
+def import_records(path: Path, who: imports.Attribution, rejects: Path | None, batch: int) -> int:
+    """The exit status: 0 every line stored, 1 some lines rejected (the rest stored), 2 not importable."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    settings = get_settings()
+    rt = Runtime.from_settings(settings)
+    rejects = rejects or path.with_name(path.name + ".rejects.tsv")
+    size = path.stat().st_size
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[records]:,} 条  {task.fields[rate]:,.0f} 条/秒"),
+        TimeRemainingColumn(),
+    )
+    try:
+        with Progress(*columns, transient=False) as bar:
+            task = bar.add_task(f"导入 {path.name}", total=size, records=0, rate=0.0)
+            started = time.monotonic()
+
+            def advance(done: int, records: int) -> None:
+                rate = records / max(time.monotonic() - started, 1e-6)
+                bar.update(task, completed=done, records=records, rate=rate)
+
+            actor = f"app-admin:{getpass.getuser()}"
+            s = imports.run(rt, path, who, actor, rejects, batch, progress=advance)
+            bar.update(task, completed=size)
+    except (imports.ImportFileError, OSError, UnicodeDecodeError) as e:
+        print(f"app-admin: {path}: {e}", file=sys.stderr)
+        return 2
+    finally:
+        rt.close()
+    t = s.totals
+    if s.already_done:
+        print(f"{path.name} 已导入完毕（file already imported）：")
+    elif s.resumed_at:
+        print(f"从第 {s.resumed_at} 行之后继续（resumed after line {s.resumed_at}）")
+    print(f"本次读取 {s.lines} 条：新增 {s.created}，更新 {s.updated}，未变 {s.unchanged}，拒绝 {s.rejected}")
+    print(
+        f"全部合计：新增 {t['created']}，更新 {t['updated']}，未变 {t['unchanged']}，拒绝 {t['rejected']}"
+        f"（至第 {t['lines']} 行）"
+    )
+    if t["rejected"]:
+        print(f"拒绝的行及原因：{rejects}")
+    return 1 if t["rejected"] else 0
+
+
 def verify_log(anchors: str | None) -> int:
     """Print the verification; 0 intact, 1 broken or an anchor differs, 2 cannot check."""
     settings = get_settings()
@@ -147,6 +200,22 @@ def main(argv: list[str] | None = None) -> None:
     rost_sub = rost.add_subparsers(dest="roster_command", required=True)
     imp = rost_sub.add_parser("import", help="import a roster file (.csv or .xlsx, docs/operations.md)")
     imp.add_argument("file", type=Path)
+    imp_rec = sub.add_parser(
+        "import", help="import historical repair records (.csv or .jsonl, docs/operations.md); resumable"
+    )
+    imp_rec.add_argument("file", type=Path)
+    whose = imp_rec.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--enterprise", metavar="USCC", help="every record is this enterprise's")
+    whose.add_argument(
+        "--source",
+        metavar="NAME",
+        help="a migration source (e.g. a city's old platform): each line names its "
+        "enterprise in enterprise_uscc",
+    )
+    imp_rec.add_argument(
+        "--rejects", type=Path, help="where to write rejected lines (default FILE.rejects.tsv)"
+    )
+    imp_rec.add_argument("--batch", type=int, default=500, help="records per transaction (default 500)")
     audit = sub.add_parser("audit", help="the node's audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     vlog = audit_sub.add_parser("verify-log",
@@ -161,6 +230,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(init_module_keys())
     if args.command == "roster":
         raise SystemExit(import_roster(args.file))
+    if args.command == "import":
+        who = imports.Attribution(args.enterprise, args.source)
+        raise SystemExit(import_records(args.file, who, args.rejects, args.batch))
     if args.command == "audit":
         raise SystemExit(verify_log(args.anchors))
     password = read_password(args.password_stdin)

@@ -54,7 +54,7 @@ from app.db.migrate import upgrade  # noqa: E402
 from app.domain.record import digest, parse_record  # noqa: E402
 from app.security.auditlog import AuditLog  # noqa: E402
 from app.services import roster  # noqa: E402
-from app.services.records import _version_row  # noqa: E402
+from app.services.records import version_row  # noqa: E402
 from tests.support.minio import MinioServer  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.postgres import PostgresCluster  # noqa: E402
@@ -246,7 +246,7 @@ def copy_rate(dsn: str, enterprise_id: int, recs: list[dict[str, Any]]) -> float
                 )
         with cur.copy(f"COPY record_version ({', '.join(VERSION_COLS)}) FROM STDIN") as cp:
             for rid, rec, dig in zip(ids, parsed, digests, strict=True):
-                row = _version_row(rec, rid, 1, enterprise_id, "copy", now, dig)
+                row = version_row(rec, rid, 1, enterprise_id, "copy", now, dig)
                 row["items"] = Jsonb(row["items"])
                 row["parts"] = Jsonb(row["parts"])
                 cp.write_row(tuple(row[c] for c in VERSION_COLS))
@@ -643,6 +643,7 @@ def main() -> None:
         " latency and readers measured on the same data, beside this tree's",
     )
     ap.add_argument("--smoke", action="store_true", help="tiny run printing every figure (tests)")
+    ap.add_argument("--upload-only", action="store_true", help="the upload rates only, no history part")
     args = ap.parse_args()
     if args.smoke:
         args.scale, args.sizes = 0.001, args.sizes or "3000"
@@ -673,6 +674,8 @@ def main() -> None:
         shop = register(base, db_url)
         if not args.no_upload:
             upload_part(base, dsn, shop, args.clients, n_single, n_batch)
+        if args.upload_only:
+            return
         history_part(base, db_url, dsn, minio, shop, sizes, samples, seconds, args.compare_app)
     finally:
         if app is not None:

@@ -164,6 +164,47 @@ def drill(
         raise typer.Exit(code=1)
 
 
+@app.command("import")
+def import_records(
+    target: Annotated[str, typer.Argument(help="An app host, or a site group (e.g. site_nanjing): its "
+                                          "first app host runs the import.")],
+    file: Annotated[Path, typer.Argument(help="Records as .csv or .jsonl (docs/operations.md).",
+                                         exists=True, dir_okay=False, readable=True)],
+    enterprise: Annotated[str | None, typer.Option("--enterprise", help="Every record is this "
+                                                   "enterprise's (its USCC).")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="A migration source: each line names "
+                                               "its enterprise in enterprise_uscc.")] = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Records per transaction.")] = 500,
+    inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Inventory of the site; "
+                                                   "default: the lab's generated inventory.")] = None,
+    vault_password_file: Annotated[Path | None, typer.Option(
+        "--vault-password-file", help="Vault password of an inventory made by `pbox init`.")] = None,
+) -> None:
+    """Bulk-import historical repair records on a site's app host (`pbox-admin import` over SSH):
+    resumable (run the same command again), rejects fetched back as FILE.rejects.tsv."""
+    from pbox import importer
+    from pbox.paths import LAB_INVENTORY
+
+    if (enterprise is None) == (source is None):
+        raise fail("give exactly one of --enterprise or --source")
+    inv = inventory or LAB_INVENTORY / "hosts.yml"
+    if not inv.exists():
+        raise fail(f"inventory not found: {inv}")
+    try:
+        where = importer.resolve(inv, target, vault_password_file)
+    except importer.ImportTargetError as e:
+        raise fail(str(e)) from None
+    progress(f"importing {file.name} on {where.host}")
+    who = ["--enterprise", enterprise] if enterprise else ["--source", str(source)]
+    status = importer.run(where, file, [*who, "--batch", str(batch)])
+    if status not in (0, 1):
+        raise fail(f"the import on {where.host} did not finish (exit {status}): run the same command "
+                   "again to continue")
+    if status == 1:
+        console.print(f"rejected lines: {file.name}.rejects.tsv", highlight=False)
+        raise typer.Exit(code=1)
+
+
 @app.command("profiles")
 def profiles() -> None:
     """List the deployment-mode profiles that have a lab layout."""

@@ -520,3 +520,22 @@ class ExchangeStatistics(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB)
     generated_at: Mapped[datetime]
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ImportProgress(Base):
+    """A bulk import of records (app.services.imports), keyed by the file's SHA-256: where it stands."""
+
+    __tablename__ = "import_progress"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(60))
+    attributed_to: Mapped[str] = mapped_column(String(60))  # enterprise:<uscc> or source:<name>
+    byte_offset: Mapped[int] = mapped_column(BigInteger)  # just after the last stored line
+    line: Mapped[int] = mapped_column(BigInteger)  # the last line stored (1 = the first line)
+    created: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    updated: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    unchanged: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    rejected: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    started_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    finished_at: Mapped[datetime | None]

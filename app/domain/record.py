@@ -299,5 +299,10 @@ def parse_record(raw: Any, complete: bool = True) -> tuple[RecordIn | None, list
 
 def digest(rec: RecordIn) -> str:
     """A stable fingerprint of the content: equal payloads are the same version."""
-    canon = json.dumps(rec.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return content_digest(rec.model_dump(mode="json"))
+
+
+def content_digest(content: dict[str, Any]) -> str:
+    """`digest` of a record already dumped with `model_dump(mode="json")`."""
+    canon = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canon.encode()).hexdigest()

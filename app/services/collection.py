@@ -37,10 +37,11 @@ class Outcome:
         return self.result is not None
 
 
-def upload(
-    rt: Runtime, enterprise_id: int, records: list[RecordIn | Any], source: str = "api", complete: bool = True
-) -> list[Outcome]:
-    """`records` may mix already-parsed RecordIn objects with raw dicts still to be parsed."""
+def validate(
+    records: list[RecordIn | Any], complete: bool = True
+) -> tuple[list[Outcome], list[BatchItem], list[tuple[Any, list[FieldError]]]]:
+    """Every record checked, nothing stored: the outcomes (errors filled in), the valid records, the
+    rejected ones with their errors. Also the first step of a bulk import (app.services.imports)."""
     outcomes = [Outcome(i) for i in range(len(records))]
     valid: list[BatchItem] = []
     rejected: list[tuple[Any, list[FieldError]]] = []
@@ -55,6 +56,14 @@ def upload(
             rejected.append((raw, outcomes[i].errors))
         else:
             valid.append(BatchItem(i, rec))
+    return outcomes, valid, rejected
+
+
+def upload(
+    rt: Runtime, enterprise_id: int, records: list[RecordIn | Any], source: str = "api", complete: bool = True
+) -> list[Outcome]:
+    """`records` may mix already-parsed RecordIn objects with raw dicts still to be parsed."""
+    outcomes, valid, rejected = validate(records, complete)
     if valid:
         sink = sink_for(rt.exchange)
         stored = rt.db.run(lambda s: ingest_many(s, rt.codes, enterprise_id, valid, source, sink))

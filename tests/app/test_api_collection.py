@@ -248,6 +248,32 @@ def test_mileage_drop_is_a_warning_not_a_rejection(shop, vin):
     assert [w["code"] for w in r.json()["warnings"]] == ["MILEAGE_DECREASED"]
 
 
+def test_mileage_check_in_a_batch_sees_the_batch_itself(shop, engine, vin):
+    """New and changed records of one batch are checked against the car as the whole batch leaves it:
+    a known record moved to a higher mileage, a withdrawn one uploaded again, new ones beside them."""
+    d = date.today() - timedelta(days=60)
+    assert shop.upload(make_record("K1", vin, settle=d, mileage=50000)).status_code == 200
+    assert shop.upload(make_record("K2", vin, settle=d + timedelta(days=5), mileage=51000)).status_code == 200
+    rid = shop.client.get(RECORDS, params={"settlement_no": "K2"}, headers=shop.headers).json()["record_id"]
+    w = shop.client.post(f"{RECORDS}/{rid}/withdraw", json={"reason": "录错"}, headers=shop.headers)
+    assert w.status_code == 200, w.text
+    r = shop.batch([
+        make_record("K1", vin, settle=d, mileage=70000),  # known, changed: now 70 000 km
+        make_record("N1", vin, settle=d + timedelta(days=10), mileage=60000),  # new, below K1's new reading
+        make_record("N2", vin, settle=d + timedelta(days=20), mileage=80000),  # new, above everything
+        make_record("K2", vin, settle=d + timedelta(days=15), mileage=55000),  # withdrawn, back: below N1
+    ])  # fmt: skip
+    assert r.status_code == 200, r.text
+    results = sorted(r.json()["results"], key=lambda x: x["index"])
+    outcomes = [x["outcome"] for x in results]
+    warnings = [[w["code"] for w in x["warnings"]] for x in results]
+    assert outcomes == ["updated", "created", "created", "updated"], r.text
+    assert warnings == [[], ["MILEAGE_DECREASED"], [], ["MILEAGE_DECREASED"]], r.text
+    heads = count(engine, "SELECT count(*) FROM repair_record WHERE vin = :v AND status = 'active'", v=vin)
+    versions = count(engine, "SELECT count(*) FROM record_version WHERE vin = :v", v=vin)
+    assert (heads, versions) == (4, 2 + 1 + 4)  # K1 v1, K2 v1 and its withdrawal, then the batch's four
+
+
 def test_concurrent_identical_uploads_make_one_record(shop, engine, vin, settlement_no):
     rec = make_record(settlement_no, vin)
     with ThreadPoolExecutor(8) as pool:

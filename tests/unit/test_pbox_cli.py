@@ -10,7 +10,7 @@ import pytest
 PBOX = str(Path(sys.executable).parent / "pbox")
 COMMANDS = [[], ["lab"], ["lab", "up"], ["lab", "down"], ["lab", "status"], ["lab", "ssh"], ["deploy"],
             ["profiles"], ["init"], ["inventory"], ["inventory", "check"], ["audit"], ["audit", "verify-log"],
-            ["drill"]]
+            ["drill"], ["import"]]
 
 
 def pbox(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
