@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Enterprise, ImportProgress
 from app.domain.clock import now
 from app.domain.errors import FieldError
-from app.exchange.outbox import sink_for
+from app.services.outbox import sink_for
 from app.runtime import Runtime
 from app.security.auditlog import Event
 from app.services.collection import validate
