@@ -99,20 +99,12 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+# bool before int: a bool is an int to isinstance
+_SCALARS = ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), (dict, "dict"), (list, "list"))
+
+
 def _scalar_type(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, dict):
-        return "dict"
-    if isinstance(value, list):
-        return "list"
-    return None
+    return next((name for kind, name in _SCALARS if isinstance(value, kind)), None)
 
 
 def _infer(where: str, value: Any) -> tuple[str, str | None]:

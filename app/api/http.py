@@ -7,6 +7,7 @@ from fastapi import UploadFile
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from app.api.jsonbody import json_body
 from app.domain.clock import now
 from app.domain.errors import AppError
 from app.runtime import Runtime
@@ -17,6 +18,14 @@ from app.services.reads import ReadService
 
 def attachment_headers(filename: str) -> dict[str, str]:
     return {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"}
+
+
+def history_response(rt: Runtime, who: Principal, vin: str) -> Response:
+    """A car's history as this reader may see it (the read audited in its transaction), written as JSON
+    after the commit: the connection is back in the pool while the body is built."""
+    with rt.db.transaction() as s:
+        hist = ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
+    return json_body(hist)
 
 
 def read_uploads(files: list[UploadFile], max_bytes: int) -> list[notices.UploadedFile]:

@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 from app.api import http, schemas
 from app.api.deps import OwnerDep, RuntimeDep, client_ip
 from app.api.errors import ERROR_RESPONSES, ErrorBody
-from app.api.jsonbody import json_body
 from app.domain.errors import AppError
 from app.services import claims, complaints, owners, ratings
 from app.services.reads import ReadService
@@ -248,9 +247,7 @@ def read_notifications(who: OwnerDep, rt: RuntimeDep) -> None:
     responses={403: {"model": ErrorBody, "description": "VEHICLE_NOT_BOUND"}},
 )
 def history(vin: VinPath, who: OwnerDep, rt: RuntimeDep) -> Response:
-    with rt.db.transaction() as s:
-        hist = ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
-    return json_body(hist)  # after the commit: the connection is back in the pool
+    return http.history_response(rt, who, vin)
 
 
 class ProfileOut(BaseModel):

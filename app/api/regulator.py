@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 from app.api import http, schemas
 from app.api.deps import RuntimeDep, StaffDep
 from app.api.errors import ERROR_RESPONSES
-from app.api.jsonbody import json_body
 from app.security.rbac import Perm, require
 from app.services import claims, complaints, enterprises, exports, notices, statistics
 from app.services.reads import ReadService
@@ -29,9 +28,7 @@ UsccPath = Annotated[str, Path(pattern=r"^[0-9A-Z]{18}$", description="统一社
     description="只返回管辖区域内企业的维修记录；每次查询均记入审计日志。",
 )
 def history(vin: VinPath, who: StaffDep, rt: RuntimeDep) -> Response:
-    with rt.db.transaction() as s:
-        hist = ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
-    return json_body(hist)  # after the commit: the connection is back in the pool
+    return http.history_response(rt, who, vin)
 
 
 @router.get(

@@ -7,13 +7,11 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from app.api import schemas
+from app.api import http, schemas
 from app.api.deps import RuntimeDep, ShopDep, client_ip
 from app.api.errors import ERROR_RESPONSES
-from app.api.jsonbody import json_body
 from app.domain.errors import AppError
 from app.services import complaints, corrections, ratings, shops
-from app.services.reads import ReadService
 
 router = APIRouter(prefix="/api/v1/shop", tags=["维修企业门户"], responses=ERROR_RESPONSES)
 
@@ -151,6 +149,4 @@ def shared(who: ShopDep, rt: RuntimeDep) -> list[schemas.SharedVehicleOut]:
     description="其他企业的名称和代码不显示；每次查看均记入审计日志。",
 )
 def shared_history(vin: VinPath, who: ShopDep, rt: RuntimeDep) -> Response:
-    with rt.db.transaction() as s:
-        hist = ReadService(s, rt.crypto, rt.audit).vehicle_history(who, vin)
-    return json_body(hist)  # after the commit: the connection is back in the pool
+    return http.history_response(rt, who, vin)

@@ -32,10 +32,10 @@ from sqlalchemy.orm import Session
 from app.db.models import Enterprise, ImportProgress
 from app.domain.clock import now
 from app.domain.errors import FieldError
-from app.services.outbox import sink_for
 from app.runtime import Runtime
 from app.security.auditlog import Event
 from app.services.collection import validate
+from app.services.outbox import sink_for
 from app.services.records import BatchItem, ingest_many
 
 Format = Literal["csv", "jsonl"]
@@ -70,11 +70,8 @@ class Summary:
 
 
 def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def detect_format(path: Path) -> Format:

@@ -3,14 +3,12 @@ must finish (exit 0) and print its figures. No figure is checked against a bound
 the full runs, which stay manual (see each bench's docstring). The lab benchmarks run in the lab
 lanes on the labs those lanes already bring up (LAB_SMOKES below names where)."""
 
-import re
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.benches import run_bench
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench"
@@ -48,10 +46,7 @@ SMOKES: dict[str, tuple[list[str], list[str]]] = {
             r"achieved RPO after losing the primary: (nan|[\d.]+) s",
         ],
     ),
-    # Written on the "ingest" branch of issue 20 at the same time as this file: skipped until it is
-    # merged (then it must honour --smoke and print its rate beside COPY's).
     "import_bench.py": (["--smoke"], [r"records/s"]),
-    # Written on the crypto branch at the same time (seconds at its default size): skipped until merged.
     "crypto_bench.py": ([], [r"sign/enc /s"]),
 }
 
@@ -60,7 +55,7 @@ SMOKES: dict[str, tuple[list[str], list[str]]] = {
 LAB_SMOKES = {
     "lab_bench.py": "tests/lab/test_lab_hosts.py",
     "minio_pool_bench.py": "tests/lab/centralized/test_6_minio_pool_bench.py",
-    "deploy_bench.py": "tests/lab/centralized/test_9_deploy_bench.py",  # the roles-speed branch's
+    "deploy_bench.py": "tests/lab/centralized/test_9_deploy_bench.py",
 }
 
 
@@ -68,29 +63,11 @@ def test_every_benchmark_has_a_smoke_run():
     benches = {p.name for p in BENCH.glob("*_bench.py")}
     assert benches <= set(SMOKES) | set(LAB_SMOKES), benches - set(SMOKES) - set(LAB_SMOKES)
     for name, test_file in LAB_SMOKES.items():
-        if not (REPO / test_file).exists():  # written on another branch of issue 20, not merged yet
-            continue
         assert f"bench/{name}" in (REPO / test_file).read_text(encoding="utf-8"), (name, test_file)
 
 
 @pytest.mark.parametrize("bench", sorted(SMOKES))
 def test_bench_smoke(bench: str) -> None:
-    if not (BENCH / bench).exists():
-        pytest.skip(f"bench/{bench} is not on this branch yet")
     if bench == "restore_bench.py" and not shutil.which("pgbackrest"):
         pytest.fail("pgbackrest is not installed: scripts/bootstrap-controller.sh installs it")
-    args, figures = SMOKES[bench]
-    t0 = time.monotonic()
-    r = subprocess.run(
-        [sys.executable, str(BENCH / bench), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-        timeout=900,
-    )
-    # the figures, for whoever reads the test log (-s or a failure)
-    print(f"--- bench/{bench} {' '.join(args)} ({time.monotonic() - t0:.0f} s)\n{r.stdout}")
-    assert r.returncode == 0, r.stderr[-3000:]
-    missing = [f for f in figures if not re.search(f, r.stdout)]
-    assert not missing, (missing, r.stdout[-3000:])
+    run_bench(bench, *SMOKES[bench])

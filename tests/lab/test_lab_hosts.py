@@ -14,6 +14,7 @@ from pbox.lab.profile import load_profile
 from pbox.paths import PLAYBOOKS, REPO
 from tests.lab.conftest import assert_down_leaves_nothing, bring_up, host_run
 from tests.lab.deploy_checks import wait_for
+from tests.support.benches import run_bench
 
 BIN = Path(sys.executable).parent
 
@@ -169,17 +170,7 @@ def test_lab_bench_smoke(labcheck):
     """bench/lab_bench.py's smoke run (issue 20 item 5) on this module's lab: it must finish and print
     its figures (no bound on them); the cold image build is the full run's alone. Before the lab
     goes down (test_down_leaves_nothing): the bench's `lab up` must find it running."""
-    r = subprocess.run(
-        [sys.executable, str(REPO / "bench/lab_bench.py"), "--smoke"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-        timeout=600,
-    )
-    print(r.stdout)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert re.search(r"idempotent up [\d.]+ s", r.stdout), r.stdout
+    run_bench("lab_bench.py", ["--smoke"], [r"idempotent up [\d.]+ s"], timeout=600)
 
 
 def test_down_leaves_nothing(labcheck, clean_controller):

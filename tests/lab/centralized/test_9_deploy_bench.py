@@ -2,15 +2,8 @@
 deployment (no lab of its own), so the deploy benchmark cannot rot. Figures are printed, never
 asserted: a timing depends on the machine."""
 
-import subprocess
-import sys
-
-from pbox.paths import REPO
+from tests.support.benches import run_bench
 
 
 def test_deploy_bench_smoke_prints_its_figures(centralized):
-    r = subprocess.run([sys.executable, str(REPO / "bench/deploy_bench.py"), "--smoke"], cwd=REPO,
-                       capture_output=True, text=True, check=False, timeout=1800)
-    print(r.stdout)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "ping round" in r.stdout and "re-run" in r.stdout and "slowest tasks:" in r.stdout
+    run_bench("deploy_bench.py", ["--smoke"], ["ping round", "re-run", "slowest tasks:"], timeout=1800)
