@@ -54,7 +54,7 @@ from app.db.migrate import upgrade  # noqa: E402
 from app.domain.record import digest, parse_record  # noqa: E402
 from app.security.auditlog import AuditLog  # noqa: E402
 from app.services import roster  # noqa: E402
-from app.services.records import version_row  # noqa: E402
+from app.services.records import VERSION_CONTENT_TYPES, version_row  # noqa: E402
 from tests.support.minio import MinioServer  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.postgres import PostgresCluster  # noqa: E402
@@ -68,29 +68,8 @@ PG_SETTINGS = {
     "max_connections": "200",
 }
 VERSION_COLS = [
-    "record_id",
-    "version",
-    "received_at",
-    "kind",
-    "source",
-    "enterprise_id",
-    "settlement_no",
-    "vin",
-    "digest",
-    "plate_no",
-    "plate_colour",
-    "repair_date",
-    "settle_date",
-    "mileage_km",
-    "fault_description",
-    "repair_type",
-    "items",
-    "parts",
-    "labour_total",
-    "parts_total",
-    "other_total",
-    "total",
-]
+    "record_id", "version", "received_at", "kind", "source", "enterprise_id", *VERSION_CONTENT_TYPES
+]  # fmt: skip
 
 
 def pct(samples: list[float], p: float) -> float:

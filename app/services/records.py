@@ -233,7 +233,8 @@ _HEAD_TYPES = {
     "mileage_km": "int",
     "digest": "text",
 }
-_CONTENT_TYPES = {
+# A version's content columns and their SQL types (the statements below; bench/ingest_bench's COPY).
+VERSION_CONTENT_TYPES = {
     "settlement_no": "text", "vin": "text", "digest": "text", "plate_no": "text", "plate_colour": "text",
     "repair_date": "date", "settle_date": "date", "mileage_km": "int", "fault_description": "text",
     "repair_type": "text", "items": "jsonb", "parts": "jsonb", "labour_total": "numeric",
@@ -241,7 +242,7 @@ _CONTENT_TYPES = {
 }  # fmt: skip
 _INSERT_VERSIONS = (
     f"INSERT INTO record_version (received_at, kind, source, enterprise_id, record_id, version, "
-    f"{', '.join(_CONTENT_TYPES)}) SELECT :received_at, 'upload', :source, :enterprise_id"
+    f"{', '.join(VERSION_CONTENT_TYPES)}) SELECT :received_at, 'upload', :source, :enterprise_id"
 )
 # the active repairs of the cars in `vins` as they were when the statement began
 _ACTIVE = (
@@ -260,8 +261,8 @@ _NEW_RECORDS = text(
     f"FROM {_recordset(_HEAD_TYPES, 'heads')} WHERE (SELECT count(*) FROM vehicles) >= 0 "
     "ON CONFLICT (enterprise_id, settlement_no) DO NOTHING "
     "RETURNING id, settlement_no, vin, settle_date, mileage_km), "
-    f"versions AS ({_INSERT_VERSIONS}, heads.id, 1, {', '.join(f'v.{c}' for c in _CONTENT_TYPES)} "
-    f"FROM {_recordset(_CONTENT_TYPES, 'versions', 'v')} JOIN heads USING (settlement_no)) "
+    f"versions AS ({_INSERT_VERSIONS}, heads.id, 1, {', '.join(f'v.{c}' for c in VERSION_CONTENT_TYPES)} "
+    f"FROM {_recordset(VERSION_CONTENT_TYPES, 'versions', 'v')} JOIN heads USING (settlement_no)) "
     f"SELECT id, settlement_no, vin, settle_date, mileage_km FROM heads UNION ALL {_ACTIVE}"
 )
 # Known records that changed: their heads moved, their versions written, and the cars' active
@@ -273,8 +274,8 @@ _CHANGED_RECORDS = text(
     "status = 'active' "
     f"FROM {_recordset({'id': 'bigint', **_HEAD_TYPES, 'version': 'int'}, 'moved', 'm')} WHERE r.id = m.id "
     "RETURNING r.id, r.vin, r.settle_date, r.mileage_km), "
-    f"versions AS ({_INSERT_VERSIONS}, record_id, version, {', '.join(_CONTENT_TYPES)} "
-    f"FROM {_recordset({'record_id': 'bigint', 'version': 'int', **_CONTENT_TYPES}, 'versions')}) "
+    f"versions AS ({_INSERT_VERSIONS}, record_id, version, {', '.join(VERSION_CONTENT_TYPES)} "
+    f"FROM {_recordset({'record_id': 'bigint', 'version': 'int', **VERSION_CONTENT_TYPES}, 'versions')}) "
     f"{_ACTIVE} AND id NOT IN (SELECT id FROM moved) "
     "UNION ALL SELECT id, NULL, vin, settle_date, mileage_km FROM moved "
     "WHERE vin = ANY(CAST(:vins AS text[]))"
@@ -338,7 +339,7 @@ def _ingest_round(
             **common,
             "cars": _cars(items),
             "heads": _rows([_head(i.record, digests[i.record.settlement_no]) for i in items]),
-            "versions": _rows([{c: row.get(c) for c in _CONTENT_TYPES} for row in rows.values()]),
+            "versions": _rows([{c: row.get(c) for c in VERSION_CONTENT_TYPES} for row in rows.values()]),
             "vins": sorted({i.record.vehicle.vin for i in items}),
         },
     ).all()
@@ -382,7 +383,7 @@ def _ingest_round(
     changed = [i for i in items if results[i.index].outcome != "unchanged"]
     if moved:
         versions = [
-            {c: rows[m["settlement_no"]].get(c) for c in ("record_id", "version", *_CONTENT_TYPES)}
+            {c: rows[m["settlement_no"]].get(c) for c in ("record_id", "version", *VERSION_CONTENT_TYPES)}
             for m in moved
         ]
         active = session.execute(  # the same, after the moves
