@@ -106,6 +106,7 @@ def app_env(**extra: object) -> dict[str, str]:
         "app_vehicle_registry_cert_file": "",
         "app_vehicle_registry_key_file": "",
         "app_exchange_enabled": False,
+        "app_crypto_suite": "sm",
         "app_loadbalancer_hosts": ["lb1", "lb2", "lb3"],
         "app_trusted_proxies": [],
         "hostvars": {
