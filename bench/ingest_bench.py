@@ -567,15 +567,14 @@ def history_part(
                     others.append(old)
                     apps["old"] = old_base
                 lat = history_latency(apps, owner, dsn, vin, samples)
-                line = (
+                report(
                     f"  {size:>11,} records, database {db_size(dsn)}: HTTP p50 {lat['http_p50']:.1f} p99"
                     f" {lat['http_p99']:.1f} | bare SQL p50 {lat['v1_p50']:.1f} p99 {lat['v1_p99']:.1f}"
                     f" (HTTP/SQL p99 {lat['http_p99'] / lat['v1_p99']:.1f}×) | two-step alternative p50"
-                    f" {lat['sql_p50']:.1f} p99 {lat['sql_p99']:.1f}"
+                    f" {lat['sql_p50']:.1f} p99 {lat['sql_p99']:.1f}",
+                    compare
+                    and f" | the app of {compare}: HTTP p50 {lat['old_p50']:.1f} p99 {lat['old_p99']:.1f}",
                 )
-                if compare is not None:
-                    line += f" | the app of {compare}: HTTP p50 {lat['old_p50']:.1f} p99 {lat['old_p99']:.1f}"
-                print(line, flush=True)
                 with psycopg.connect(dsn) as conn:
                     heads = conn.execute(HEADS_SQL, {"vin": vin}).fetchall()
                 explained = plan_partitions(dsn, VERSIONS_SQL, versions_args(heads))
@@ -599,14 +598,17 @@ def history_part(
                 durable(dsn, False)
                 for proc in others:
                     stop(proc)
-        line = (
+        report(
             f"    32 concurrent readers, durable commits: audited {rates['audited']:,.0f} req/s"
             f" ({written:,} audit rows) | audit write off (bench only) {rates['bare']:,.0f} req/s"
-            f" | ratio {rates['audited'] / rates['bare']:.2f}"
+            f" | ratio {rates['audited'] / rates['bare']:.2f}",
+            compare and f" | the app of {compare}, audited: {rates['old']:,.0f} req/s",
         )
-        if compare is not None:
-            line += f" | the app of {compare}, audited: {rates['old']:,.0f} req/s"
-        print(line, flush=True)
+
+
+def report(line: str, compared: str | None) -> None:
+    """A figure line, with the other checkout's figure (--compare-app) after it when there is one."""
+    print(line + (compared or ""), flush=True)
 
 
 def main() -> None:
