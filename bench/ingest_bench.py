@@ -178,15 +178,24 @@ async def api_upload(
         queue.put_nowait(c)
     auth = {"Authorization": headers["Authorization"]}
 
+    async def post(http: httpx.AsyncClient, chunk: list[dict[str, Any]]) -> httpx.Response:
+        if batch == 1:
+            return await http.post(f"{base}/api/v1/collection/records", json=chunk[0], headers=auth)
+        url = f"{base}/api/v1/collection/records/batch"
+        return await http.post(url, json={"records": chunk}, headers=auth)
+
     async def client(http: httpx.AsyncClient) -> None:
         while not queue.empty():
             chunk = queue.get_nowait()
-            if batch == 1:
-                r = await http.post(f"{base}/api/v1/collection/records", json=chunk[0], headers=auth)
-            else:
-                r = await http.post(
-                    f"{base}/api/v1/collection/records/batch", json={"records": chunk}, headers=auth
-                )
+            # As a shop's client does: an upload is idempotent by settlement number, so a connection
+            # the server closed as it was reused (keep-alive race on a loaded machine) is sent again.
+            for attempt in range(3):
+                try:
+                    r = await post(http, chunk)
+                    break
+                except httpx.TransportError:
+                    if attempt == 2:
+                        raise
             r.raise_for_status()
 
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=clients)) as http:
@@ -637,7 +646,7 @@ def main() -> None:
     n_single = max(int(2000 * min(args.scale, 1)), 200)
     n_batch = max(int(10_000 * min(args.scale, 1)), 1000)
     if args.smoke:
-        n_single, n_batch = 50, 200
+        n_single, n_batch, args.clients = 50, 200, 4
 
     pg = PostgresCluster(PG_SETTINGS).start()
     minio = MinioServer().start()
