@@ -1,7 +1,7 @@
 """`pbox deploy --tags configure` must run every configuration task (issue 23 item 5). A role's parts are
 imported with their tags (install, configure, service), which imported tasks inherit; a dynamic include
-(include_tasks, include_role) passes its tags to nothing inside it, so under --tags its tasks would be
-skipped silently. Every include therefore applies `always` to what it includes (whether the include
+(include_tasks, include_role) does not pass its own tags to the tasks inside it (tests/unit/
+test_include_tags.py shows it), so under --tags those tasks would be skipped silently. Every include therefore applies `always` to what it includes (whether the include
 runs is decided by its own, inherited, tags; once it runs, all of its tasks do), or applies its
 component's tag to a file whose every task carries its own part's tag (the monitoring role)."""
 
