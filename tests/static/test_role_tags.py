@@ -1,9 +1,10 @@
 """`pbox deploy --tags configure` must run every configuration task (issue 23 item 5). A role's parts are
 imported with their tags (install, configure, service), which imported tasks inherit; a dynamic include
 (include_tasks, include_role) does not pass its own tags to the tasks inside it (tests/unit/
-test_include_tags.py shows it), so under --tags those tasks would be skipped silently. Every include therefore applies `always` to what it includes (whether the include
-runs is decided by its own, inherited, tags; once it runs, all of its tasks do), or applies its
-component's tag to a file whose every task carries its own part's tag (the monitoring role)."""
+test_include_tags.py shows it), so under --tags those tasks would be skipped silently. Every include
+therefore applies `always` to what it includes (whether the include runs is decided by its own or
+inherited tags; once it runs, all of its tasks do), or applies its component's tag to a file whose
+every task carries its own part's tag (the monitoring role)."""
 
 from pathlib import Path
 
