@@ -84,6 +84,13 @@ def licence(app_host, enterprise: dict) -> None:
     host_run(app_host, "rm", "-f", path)
 
 
+def _ready(c: httpx.Client) -> bool:
+    try:
+        return c.get("/readyz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def smoke(lb_address: str, profile: str, plate: str = "苏A12345", region_code: str = "320102") -> dict:
     """Through the load balancer over verified HTTPS: register a licensed shop of `region_code`, upload
     a record of a car with this plate, read it back, attach a file and fetch it from object storage.
@@ -93,6 +100,9 @@ def smoke(lb_address: str, profile: str, plate: str = "苏A12345", region_code: 
     licence(app_host_behind(profile, lb_address), enterprise)
     with httpx.Client(base_url=f"https://{lb_address}", verify=str(ca_file(profile)), http2=False,
                       timeout=30) as c:
+        # the site answers through the load balancer before the first write (a 502 was seen here
+        # right after a deploy on a heavily loaded controller; the wait is for a condition, bounded)
+        wait_for(lambda: _ready(c), 120, f"/readyz through {lb_address}")
         r = c.post("/api/v1/collection/enterprises", json=enterprise)
         assert r.status_code == 201 and r.json()["status"] == "active", r.text
         cred = r.json()
